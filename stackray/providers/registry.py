@@ -1,0 +1,157 @@
+"""Every provider as data.
+
+A provider is named by `provider_type` (``inline::transformers``, ``remote::vllm``) and
+described by a `ProviderSpec`: the class implementing it, its config class, the other APIs
+it needs, and the pip packages it wants. Nothing here imports a provider's code; the
+resolver imports `impl` and `config_class` only when the provider is instantiated.
+
+External providers live in other installed packages: a run config entry with
+``module: my_pkg.provider`` makes the resolver import ``my_pkg.provider`` and call its
+``get_provider_spec()`` (returning a `ProviderSpec`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from stackray.api.datatypes import Api
+from stackray.api.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stackray.runtime.config import Provider, StackConfig
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What the resolver needs to know to run a provider."""
+
+    api: Api
+    provider_type: str
+    impl: str
+    """``module:Class``; constructed as ``Class(config, deps, context)``, then ``await initialize()``."""
+    config_class: str
+    """``module:Class`` of a pydantic model validating the provider's ``config:`` mapping."""
+    api_dependencies: tuple[Api, ...] = ()
+    optional_api_dependencies: tuple[Api, ...] = ()
+    pip_packages: tuple[str, ...] = ()
+    model_server: bool = False
+    """Runs in its own Serve deployment (on a GPU when the cluster has one) instead of in-process."""
+    description: str = ""
+
+
+_INLINE = "stackray.providers.inline"
+_REMOTE = "stackray.providers.remote"
+
+BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="inline::transformers",
+        impl=f"{_INLINE}.inference.transformers.impl:TransformersInferenceProvider",
+        config_class=f"{_INLINE}.inference.transformers.config:TransformersInferenceConfig",
+        pip_packages=("torch", "transformers", "gguf", "xgrammar"),
+        model_server=True,
+        description="Hugging Face transformers models (local directories or GGUF files), batched on CPU or GPU.",
+    ),
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="inline::sentence-transformers",
+        impl=f"{_INLINE}.inference.sentence_transformers.impl:SentenceTransformersInferenceProvider",
+        config_class=f"{_INLINE}.inference.sentence_transformers.config:SentenceTransformersInferenceConfig",
+        pip_packages=("sentence-transformers",),
+        model_server=True,
+        description="Sentence-transformers embedding models, batched.",
+    ),
+)
+
+
+def builtin_spec(provider_type: str) -> ProviderSpec | None:
+    for spec in BUILTIN_PROVIDERS:
+        if spec.provider_type == provider_type:
+            return spec
+    return None
+
+
+def import_object(path: str) -> Any:
+    """Import ``module:attr``."""
+    module_name, _, attr = path.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr)
+
+
+def spec_for(provider: Provider, api: Api) -> ProviderSpec:
+    """The spec of a configured provider: builtin by type, or external by module."""
+    if provider.module:
+        try:
+            module = importlib.import_module(provider.module)
+        except ImportError as e:
+            raise ConfigError(f"cannot import external provider module {provider.module!r}: {e}") from None
+        get_spec = getattr(module, "get_provider_spec", None)
+        if get_spec is None:
+            raise ConfigError(f"external provider module {provider.module!r} has no get_provider_spec()")
+        spec = get_spec()
+        if not isinstance(spec, ProviderSpec):
+            raise ConfigError(f"{provider.module}.get_provider_spec() must return a ProviderSpec")
+        if spec.provider_type != provider.provider_type:
+            raise ConfigError(
+                f"external provider module {provider.module!r} provides {spec.provider_type!r}, "
+                f"not {provider.provider_type!r}"
+            )
+    else:
+        found = builtin_spec(provider.provider_type)
+        if found is None:
+            known = ", ".join(s.provider_type for s in BUILTIN_PROVIDERS if s.api == api)
+            raise ConfigError(
+                f"unknown provider_type {provider.provider_type!r} for API {api.value} "
+                f"(known: {known or 'none'}; an external provider also needs `module:`)"
+            )
+        spec = found
+    if spec.api != api:
+        raise ConfigError(f"provider_type {provider.provider_type!r} implements {spec.api.value}, not {api.value}")
+    return spec
+
+
+def parse_provider_config(spec: ProviderSpec, raw: dict[str, Any]) -> BaseModel:
+    config_cls = import_object(spec.config_class)
+    return config_cls.model_validate(raw)
+
+
+def validate_providers(config: StackConfig, source: str) -> None:
+    """Check every provider of the served APIs: type known, ids unique, config valid, deps served."""
+    from stackray.runtime.config import format_validation_error
+
+    seen: dict[str, str] = {}
+    served = set(config.apis)
+    for api, providers in config.providers.items():
+        if api not in served:
+            continue
+        for i, provider in enumerate(providers):
+            where = f"providers.{api.value}[{i}]"
+            if provider.provider_id in seen:
+                raise ConfigError(
+                    f"{source}: {where}.provider_id: {provider.provider_id!r} is already used by {seen[provider.provider_id]}"
+                )
+            seen[provider.provider_id] = where
+            try:
+                spec = spec_for(provider, api)
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {where}: {e}") from None
+            try:
+                parse_provider_config(spec, provider.config)
+            except ValidationError as e:
+                raise ConfigError(format_validation_error(e, source, f"{where}.config")) from None
+            missing = [d.value for d in spec.api_dependencies if d not in served]
+            if missing:
+                raise ConfigError(
+                    f"{source}: {where}: {provider.provider_type} needs API(s) {', '.join(missing)}; add them to `apis`"
+                )
+    provider_ids = {p.provider_id for api in served for p in config.providers_of(api)}
+    for i, model in enumerate(config.models):
+        if model.provider_id is not None and model.provider_id not in provider_ids:
+            raise ConfigError(
+                f"{source}: models[{i}].provider_id: no provider {model.provider_id!r} "
+                f"(providers: {', '.join(sorted(provider_ids)) or 'none'})"
+            )
