@@ -22,6 +22,7 @@ $(STAMP_RUN): pyproject.toml | $(PY)
 
 $(STAMP_TEST): $(STAMP_RUN) pyproject.toml
 	$(PIP) install -q -e ".[models,test]"
+	$(PIP) install -q -e tests/external/stackray-echo-provider
 	touch $@
 
 install: $(STAMP_RUN)

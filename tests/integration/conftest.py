@@ -1,0 +1,83 @@
+"""One local Serve stack shared by every integration test of the session.
+
+It is the `local` distribution with a temporary data directory, a free port, and two
+replicas of the inference deployment (to prove resources are consistent across replicas).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from stackray.runtime.config import resolve_config_path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MODEL = "SmolLM2-135M-Instruct"
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Stack:
+    def __init__(self, base_url: str, data_dir: Path) -> None:
+        self.base_url = base_url
+        self.data_dir = data_dir
+
+    def client(self):
+        from llama_stack_client import LlamaStackClient
+
+        return LlamaStackClient(base_url=self.base_url, timeout=120)
+
+    def openai(self, prefix: str = "/v1/openai/v1"):
+        from openai import OpenAI
+
+        return OpenAI(base_url=self.base_url + prefix, api_key="unused", timeout=120, max_retries=0)
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=120)
+
+
+def stack_config(data_dir: Path, port: int) -> dict:
+    raw = yaml.safe_load(resolve_config_path("local").read_text())
+    raw["storage"] = {"data_dir": str(data_dir)}
+    raw["server"] = {"port": port, "host": "127.0.0.1"}
+    raw["deployments"]["inference"] = {"num_replicas": 2}
+    # The external echo provider: a fast, deterministic second inference provider.
+    raw["providers"]["inference"].append({"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"})
+    raw["models"].append({"model_id": "echo-model", "provider_id": "echo", "model_type": "llm"})
+    return raw
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    import ray
+    from ray import serve
+
+    from stackray.deployments.app import build_app, cluster_has_gpus
+
+    data_dir = tmp_path_factory.mktemp("stack")
+    port = free_port()
+    ray.init(include_dashboard=False, num_cpus=4, log_to_driver=False)
+    assert not cluster_has_gpus()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    started = time.monotonic()
+    serve.run(build_app({"stack": stack_config(data_dir, port)}), name="stackray", route_prefix="/")
+    print(f"stack ready in {time.monotonic() - started:.1f}s")
+    try:
+        yield Stack(f"http://127.0.0.1:{port}", data_dir)
+    finally:
+        serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,130 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stackray.api.datatypes import Api
+from stackray.api.errors import ConfigError
+from stackray.runtime.config import load_config, parse_config, resolve_config_path
+
+MINIMAL = {
+    "version": 2,
+    "image_name": "t",
+    "apis": ["inference"],
+    "providers": {"inference": [{"provider_id": "st", "provider_type": "inline::sentence-transformers", "config": {}}]},
+}
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_local_distribution_loads():
+    config = load_config("local", env={})
+    assert config.image_name == "local"
+    assert config.apis == [Api.inference]
+    assert {p.provider_type for p in config.providers_of(Api.inference)} == {
+        "inline::transformers",
+        "inline::sentence-transformers",
+    }
+    assert config.server.port == 8321
+    assert [m.model_id for m in config.models] == ["SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"]
+
+
+def test_env_overrides_port_and_model(tmp_path):
+    config = load_config("local", env={"STACKRAY_PORT": "9999", "INFERENCE_MODEL": "m"})
+    assert config.server.port == 9999
+    assert config.models[0].model_id == "m"
+
+
+def test_only_some_apis(tmp_path):
+    config = load_config(str(write(tmp_path, MINIMAL)), env={})
+    assert config.apis == [Api.inference]
+
+
+def test_unknown_field_names_file_and_path(tmp_path):
+    data = dict(MINIMAL, server={"port": 1, "prot": 2})
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path), env={})
+    assert str(path) in str(err.value)
+    assert "server.prot" in str(err.value)
+
+
+def test_wrong_type_says_what_was_expected(tmp_path):
+    path = write(tmp_path, dict(MINIMAL, server={"port": "many"}))
+    with pytest.raises(ConfigError, match=r"server.port: Input should be a valid integer"):
+        load_config(str(path), env={})
+
+
+def test_provider_config_validated_with_path(tmp_path):
+    data = dict(MINIMAL)
+    data["providers"] = {
+        "inference": [{"provider_id": "st", "provider_type": "inline::sentence-transformers", "config": {"max_batch_size": 0}}]
+    }
+    with pytest.raises(ConfigError, match=r"providers.inference\[0\].config.max_batch_size"):
+        load_config(str(write(tmp_path, data)), env={})
+
+
+def test_unknown_provider_type(tmp_path):
+    data = dict(MINIMAL)
+    data["providers"] = {"inference": [{"provider_id": "x", "provider_type": "inline::nope"}]}
+    with pytest.raises(ConfigError, match=r"providers.inference\[0\]: unknown provider_type 'inline::nope'"):
+        load_config(str(write(tmp_path, data)), env={})
+
+
+def test_duplicate_provider_ids(tmp_path):
+    p = {"provider_id": "st", "provider_type": "inline::sentence-transformers"}
+    data = dict(MINIMAL, providers={"inference": [p, p]})
+    with pytest.raises(ConfigError, match="already used"):
+        load_config(str(write(tmp_path, data)), env={})
+
+
+def test_model_with_unknown_provider(tmp_path):
+    data = dict(MINIMAL, models=[{"model_id": "m", "provider_id": "ghost"}])
+    with pytest.raises(ConfigError, match=r"models\[0\].provider_id: no provider 'ghost'"):
+        load_config(str(write(tmp_path, data)), env={})
+
+
+def test_unknown_api(tmp_path):
+    with pytest.raises(ConfigError, match=r"apis.\[0\]|apis\[0\]"):
+        load_config(str(write(tmp_path, dict(MINIMAL, apis=["telepathy"]))), env={})
+
+
+def test_invalid_yaml(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("apis: [inference\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(str(path))
+
+
+def test_missing_file_lists_distributions():
+    with pytest.raises(ConfigError, match="distributions: .*local"):
+        resolve_config_path("/no/such/file.yaml")
+
+
+def test_deployment_options_to_serve():
+    data = dict(
+        MINIMAL,
+        deployments={
+            "inference": {
+                "num_replicas": 3,
+                "autoscaling_config": {"min_replicas": 1, "max_replicas": 4},
+                "ray_actor_options": {"num_cpus": 0.5},
+                "max_queued_requests": 100,
+            }
+        },
+    )
+    opts = parse_config(data).deployment_options("inference").to_serve_options()
+    assert "num_replicas" not in opts  # autoscaling wins
+    assert opts["autoscaling_config"]["max_replicas"] == 4
+    assert opts["ray_actor_options"] == {"num_cpus": 0.5}
+    assert opts["max_queued_requests"] == 100
+
+
+def test_data_dir_default(tmp_path):
+    config = parse_config(MINIMAL)
+    assert config.data_dir == Path("~/.stackray/t").expanduser()
+    assert str(config.metadata_store_config().db_path).endswith("registry.db")
