@@ -47,10 +47,9 @@ def postgres_server() -> Iterator[PostgresServerInfo]:
 
     pgserver runs initdb and pg_ctl itself; as root it runs them as a system user
     `pgserver`, which it creates with useradd if missing. The data directory is deleted
-    when the server stops. Skips when pgserver is not installed.
+    when the server stops.
     """
-    pgserver = pytest.importorskip("pgserver")
-    pytest.importorskip("psycopg")
+    import pgserver  # a test dependency (pyproject [test]); PostgreSQL tests never skip
     base = Path(tempfile.mkdtemp(prefix="stackray-pg-"))
     pgdata = base / "data"
     server = pgserver.get_server(pgdata, cleanup_mode="delete")

@@ -32,6 +32,10 @@ class ResourceRegistry:
     def put(self, kind: str, identifier: str, resource: BaseModel) -> None:
         self.store.set(self._key(kind, identifier), resource.model_dump_json())
 
+    def put_if_absent(self, kind: str, identifier: str, resource: BaseModel) -> bool:
+        """Store `resource` unless one with this id exists; atomic across replicas."""
+        return self.store.set_if_absent(self._key(kind, identifier), resource.model_dump_json())
+
     def delete(self, kind: str, identifier: str) -> bool:
         return self.store.delete(self._key(kind, identifier))
 

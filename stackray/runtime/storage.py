@@ -465,6 +465,10 @@ class KVStore(Protocol):
         """Store `value` under `key`, replacing any value (and expiry) it had."""
         ...
 
+    def set_if_absent(self, key: str, value: str, expires_at: datetime | None = None) -> bool:
+        """Store `value` only if `key` is absent; True if stored. Atomic across replicas."""
+        ...
+
     def delete(self, key: str) -> bool:
         """Remove `key`; True if it was present."""
         ...

@@ -102,7 +102,9 @@ class InferenceRouter:
                 f"as {existing.provider_resource_id!r}; unregister it first"
             )
         registered = await self.providers[provider_id].register_model(model)
-        self.registry.put(MODELS, registered.identifier, registered)
+        if not self.registry.put_if_absent(MODELS, registered.identifier, registered):
+            # Another replica registered it meanwhile: same model is fine, a different one conflicts.
+            return await self.register_model(request)
         return registered
 
     async def unregister_model(self, model_id: str) -> None:

@@ -1,0 +1,125 @@
+"""The gateway's HTTP surface over an in-process stack (no Ray): routing, SSE framing,
+error mapping and validation, with the external echo provider as the only backend."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from stackray.deployments.gateway import create_gateway_app
+from stackray.runtime.config import parse_config
+from stackray.runtime.stack import build_local_stack
+
+
+@pytest.fixture()
+def client(tmp_path):
+    stack = parse_config(
+        {
+            "version": 2,
+            "image_name": "gw",
+            "apis": ["inference"],
+            "providers": {"inference": [{"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}]},
+            "models": [{"model_id": "m", "provider_id": "echo"}],
+            "storage": {"data_dir": str(tmp_path)},
+        }
+    )
+    routers = asyncio.run(build_local_stack(stack))
+    with TestClient(create_gateway_app(stack, routers)) as c:
+        yield c
+
+
+def sse_events(text: str) -> list[str]:
+    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
+
+
+def test_health_and_version(client):
+    assert client.get("/v1/health").json() == {"status": "OK"}
+    assert client.get("/v1/version").json()["version"]
+
+
+def test_chat_completion(client):
+    r = client.post("/v1/inference/chat-completion", json={"model_id": "m", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200
+    assert r.json()["completion_message"]["content"] == "echo: hi"
+
+
+def test_stream_is_sse(client):
+    r = client.post(
+        "/v1/inference/chat-completion",
+        json={"model_id": "m", "messages": [{"role": "user", "content": "a b"}], "stream": True},
+    )
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(e) for e in sse_events(r.text)]
+    assert events[0]["event"]["event_type"] == "start" and events[-1]["event"]["event_type"] == "complete"
+
+
+def test_openai_stream_ends_with_done(client):
+    r = client.post(
+        "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "a"}], "stream": True}
+    )
+    events = sse_events(r.text)
+    assert events[-1] == "[DONE]"
+    assert json.loads(events[0])["object"] == "chat.completion.chunk"
+
+
+def test_stream_of_unknown_model_is_404_not_a_broken_stream(client):
+    r = client.post(
+        "/v1/inference/chat-completion",
+        json={"model_id": "ghost", "messages": [{"role": "user", "content": "a"}], "stream": True},
+    )
+    assert r.status_code == 404
+    assert "ghost" in r.json()["detail"]
+
+
+def test_validation_error_is_400_naming_field(client):
+    r = client.post("/v1/inference/chat-completion", json={"model_id": "m", "messages": [{"role": "user"}]})
+    assert r.status_code == 400
+    body = r.json()
+    assert body["error"]["param"].startswith("messages")
+    assert "content" in body["detail"]
+
+
+def test_invalid_json_is_400(client):
+    r = client.post("/v1/inference/chat-completion", content=b"{", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+
+
+def test_models_routes(client):
+    listing = client.get("/v1/models").json()
+    assert listing["data"][0]["identifier"] == "m" and listing["data"][0]["id"] == "m"
+    assert client.get("/v1/openai/v1/models").json()["data"][0]["id"] == "m"
+    assert client.get("/v1/models/m").json()["provider_id"] == "echo"
+    assert client.get("/v1/models/nope").status_code == 404
+    r = client.post("/v1/models", json={"model_id": "org/with/slashes", "provider_id": "echo"})
+    assert r.status_code == 200
+    assert client.get("/v1/models/org/with/slashes").status_code == 200
+    assert client.delete("/v1/models/org/with/slashes").status_code == 200
+    assert client.get("/v1/models/org/with/slashes").status_code == 404
+    assert client.delete("/v1/models/org/with/slashes").status_code == 404
+
+
+def test_unserved_api_is_404(client):
+    assert client.get("/v1/nothing-here").status_code == 404
+
+
+def test_providers_redact_secrets(tmp_path):
+    stack = parse_config(
+        {
+            "version": 2,
+            "image_name": "gw",
+            "apis": ["inference"],
+            "providers": {
+                "inference": [
+                    {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo", "config": {"prefix": "x"}}
+                ]
+            },
+            "storage": {"data_dir": str(tmp_path)},
+        }
+    )
+    with TestClient(create_gateway_app(stack, {})) as c:
+        info = c.get("/v1/providers/echo").json()
+        assert info["config"] == {"prefix": "x"}
+        assert c.get("/v1/providers").json()["data"][0]["provider_type"] == "remote::echo"
