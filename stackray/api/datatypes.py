@@ -28,3 +28,16 @@ class Api(str, Enum):
     files = "files"
     inspect = "inspect"
     providers = "providers"
+
+
+class ResourceType(str, Enum):
+    """The kinds of resource held in the registry; each resource carries its kind in `type`."""
+
+    model = "model"
+    shield = "shield"
+    vector_db = "vector_db"
+    dataset = "dataset"
+    scoring_function = "scoring_function"
+    benchmark = "benchmark"
+    tool = "tool"
+    tool_group = "tool_group"
