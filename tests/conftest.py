@@ -50,6 +50,7 @@ def postgres_server() -> Iterator[PostgresServerInfo]:
     when the server stops.
     """
     import pgserver  # a test dependency (pyproject [test]); PostgreSQL tests never skip
+
     base = Path(tempfile.mkdtemp(prefix="stackray-pg-"))
     pgdata = base / "data"
     server = pgserver.get_server(pgdata, cleanup_mode="delete")

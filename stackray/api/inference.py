@@ -637,9 +637,10 @@ class OpenAICompletionRequest(OpenAIApiModel):
 
 
 class OpenAICompletionChoice(OpenAIApiModel):
-    """One choice of a completion."""
+    """One choice of a completion. `finish_reason` is null on the chunks of a stream
+    before the last, as OpenAI sends it."""
 
-    finish_reason: str
+    finish_reason: str | None
     text: str
     index: int
     logprobs: OpenAIChoiceLogprobs | None = None
@@ -708,37 +709,48 @@ class OpenAIEmbeddingsResponse(OpenAIApiModel):
 class Inference(Protocol):
     """What an inference provider implements.
 
-    Streaming methods return an async iterator of chunks when the request has
-    `stream` set, and the whole response otherwise. The router resolves `model_id` /
-    `model` to the provider's own model id before calling; batch requests are served
-    by the router, one call per item.
+    Streaming has its own methods, named with a ``_stream`` suffix, which are async
+    generators; the others return the whole response. (Across Serve deployments a method
+    either streams or not, so one method cannot do both.) The router resolves `model_id`
+    / `model` to the provider's own model id before calling, and serves batch requests
+    as concurrent single calls.
     """
 
     async def register_model(self, model: Model) -> Model:
-        """Check that the provider can serve `model` (and load it); may fill in fields."""
+        """Check that the provider can serve `model` (and load it); may fill in metadata."""
         ...
 
-    async def unregister_model(self, model_id: str) -> None:
+    async def unregister_model(self, provider_model_id: str) -> None:
         """Release what the provider holds for the model."""
         ...
 
-    async def chat_completion(
-        self, request: ChatCompletionRequest
-    ) -> ChatCompletionResponse | AsyncIterator[ChatCompletionResponseStreamChunk]: ...
+    async def chat_completion(self, request: ChatCompletionRequest) -> ChatCompletionResponse: ...
 
-    async def completion(
+    def chat_completion_stream(
+        self, request: ChatCompletionRequest
+    ) -> AsyncIterator[ChatCompletionResponseStreamChunk]: ...
+
+    async def completion(self, request: CompletionRequest) -> CompletionResponse: ...
+
+    def completion_stream(
         self, request: CompletionRequest
-    ) -> CompletionResponse | AsyncIterator[CompletionResponseStreamChunk]: ...
+    ) -> AsyncIterator[CompletionResponseStreamChunk]: ...
 
     async def embeddings(self, request: EmbeddingsRequest) -> EmbeddingsResponse: ...
 
     async def openai_chat_completion(
         self, request: OpenAIChatCompletionRequest
-    ) -> OpenAIChatCompletion | AsyncIterator[OpenAIChatCompletionChunk]: ...
+    ) -> OpenAIChatCompletion: ...
 
-    async def openai_completion(
+    def openai_chat_completion_stream(
+        self, request: OpenAIChatCompletionRequest
+    ) -> AsyncIterator[OpenAIChatCompletionChunk]: ...
+
+    async def openai_completion(self, request: OpenAICompletionRequest) -> OpenAICompletion: ...
+
+    def openai_completion_stream(
         self, request: OpenAICompletionRequest
-    ) -> OpenAICompletion | AsyncIterator[OpenAICompletion]: ...
+    ) -> AsyncIterator[OpenAICompletion]: ...
 
     async def openai_embeddings(
         self, request: OpenAIEmbeddingsRequest

@@ -52,7 +52,7 @@ def _deployment(cls: type, name: str, options: DeploymentOptions, defaults: dict
     if "autoscaling_config" in opts:
         opts.pop("num_replicas", None)
     opts["ray_actor_options"] = actor_defaults
-    return serve.deployment(cls, name=name).options(**opts)
+    return serve.deployment(name=name)(cls).options(**opts)
 
 
 def model_server_defaults(gpus: bool) -> dict[str, Any]:
@@ -62,7 +62,10 @@ def model_server_defaults(gpus: bool) -> dict[str, Any]:
 
 
 # Routers and the gateway are light async code: they ask for no CPU so they always fit.
-ROUTER_DEFAULTS: dict[str, Any] = {"ray_actor_options": {"num_cpus": 0}, "max_ongoing_requests": 256}
+ROUTER_DEFAULTS: dict[str, Any] = {
+    "ray_actor_options": {"num_cpus": 0},
+    "max_ongoing_requests": 256,
+}
 
 
 def build_app_from_config(stack: StackConfig, raw: dict[str, Any], gpus: bool | None = None) -> Any:
@@ -83,8 +86,12 @@ def build_app_from_config(stack: StackConfig, raw: dict[str, Any], gpus: bool | 
                     stack.deployment_options(provider.provider_id),
                     model_server_defaults(gpus),
                 )
-                model_servers[provider.provider_id] = dep.bind(raw, Api.inference.value, provider.provider_id)
-        inference = _deployment(InferenceDeployment, "inference", stack.deployment_options("inference"), ROUTER_DEFAULTS)
+                model_servers[provider.provider_id] = dep.bind(
+                    raw, Api.inference.value, provider.provider_id
+                )
+        inference = _deployment(
+            InferenceDeployment, "inference", stack.deployment_options("inference"), ROUTER_DEFAULTS
+        )
         backends[Api.inference.value] = inference.bind(raw, model_servers)
     gateway_cls = serve.ingress()(Gateway)
     gateway = _deployment(gateway_cls, GATEWAY, stack.deployment_options(GATEWAY), ROUTER_DEFAULTS)
@@ -106,7 +113,9 @@ def resolved_config(args: dict[str, Any]) -> tuple[StackConfig, dict[str, Any]]:
 
         from stackray.runtime.config import resolve_config_path
 
-        path = resolve_config_path(str(args.get("config", os.environ.get("STACKRAY_CONFIG", "local"))))
+        path = resolve_config_path(
+            str(args.get("config", os.environ.get("STACKRAY_CONFIG", "local")))
+        )
         raw = interpolate(yaml.safe_load(path.read_text()))
         source = str(path)
     if args.get("port") is not None:

@@ -32,6 +32,7 @@ from stackray.api.inference import (
 )
 from stackray.api.inspect import (
     HealthInfo,
+    HealthStatus,
     ListProvidersResponse,
     ListRoutesResponse,
     ProviderInfo,
@@ -52,7 +53,9 @@ def _json(model: BaseModel | None, status_code: int = 200) -> Response:
     if model is None:
         return Response(status_code=status_code, content=b"null", media_type="application/json")
     return Response(
-        content=model.model_dump_json(exclude_none=True), status_code=status_code, media_type="application/json"
+        content=model.model_dump_json(exclude_none=True),
+        status_code=status_code,
+        media_type="application/json",
     )
 
 
@@ -67,7 +70,11 @@ def error_body(err: StackError) -> dict[str, Any]:
 def unwrap(exc: BaseException) -> BaseException:
     """The original exception of one raised in another Ray actor."""
     seen = 0
-    while seen < 5 and getattr(exc, "cause", None) is not None and type(exc).__name__.startswith("RayTaskError"):
+    while (
+        seen < 5
+        and getattr(exc, "cause", None) is not None
+        and type(exc).__name__.startswith("RayTaskError")
+    ):
         exc = exc.cause  # type: ignore[attr-defined]
         seen += 1
     return exc
@@ -117,7 +124,9 @@ async def stream_response(agen: AsyncIterator[Any], openai: bool = False) -> Res
     try:
         first = await iterator.__anext__()
     except StopAsyncIteration:
-        return StreamingResponse(iter([b"data: [DONE]\n\n"] if openai else []), media_type="text/event-stream")
+        return StreamingResponse(
+            iter([b"data: [DONE]\n\n"] if openai else []), media_type="text/event-stream"
+        )
     return StreamingResponse(
         _sse(first, iterator, openai),
         media_type="text/event-stream",
@@ -136,7 +145,9 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
         parts.append(f"{field}: {e.get('msg')}")
     err = BadRequestError("invalid request: " + "; ".join(parts), field=first_field)
     body = error_body(err)
-    body["errors"] = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+    body["errors"] = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors
+    ]
     return JSONResponse(status_code=400, content=body)
 
 
@@ -161,7 +172,9 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
 
     def backend(api: str) -> Backend:
         if api not in b:
-            raise NotFoundError(f"the {api} API is not served by this stack (apis: {', '.join(sorted(a.value for a in served))})")
+            raise NotFoundError(
+                f"the {api} API is not served by this stack (apis: {', '.join(sorted(a.value for a in served))})"
+            )
         return b[api]
 
     async def call(api: str, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -184,7 +197,7 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
 
     @app.get("/v1/health", response_model=None)
     async def health() -> Response:
-        return _json(HealthInfo(status="OK"))
+        return _json(HealthInfo(status=HealthStatus.OK))
 
     @app.get("/v1/version", response_model=None)
     async def version() -> Response:
@@ -204,7 +217,10 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
             for method in methods:
                 if method == "HEAD":
                     continue
-                routes.append(RouteInfo(route=route.path, method=method, provider_types=_provider_types(api)))  # type: ignore[attr-defined]
+                path = getattr(route, "path", "")
+                routes.append(
+                    RouteInfo(route=path, method=method, provider_types=_provider_types(api))
+                )
         return _json(ListRoutesResponse(data=routes))
 
     def _provider_infos() -> list[ProviderInfo]:
@@ -350,6 +366,11 @@ ROUTE_APIS: dict[str, Api] = {
     **{
         prefix + path: Api.inference
         for prefix in OPENAI_PREFIXES
-        for path in ("/chat/completions", "/chat/completions/{completion_id}", "/completions", "/embeddings")
+        for path in (
+            "/chat/completions",
+            "/chat/completions/{completion_id}",
+            "/completions",
+            "/embeddings",
+        )
     },
 }

@@ -6,7 +6,12 @@ from typing import Any
 
 from stackray.runtime.config import parse_config
 from stackray.runtime.routers.inference import InferenceRouter
-from stackray.runtime.stack import build_inference_providers, open_completion_store, open_registry, register_config_models
+from stackray.runtime.stack import (
+    build_inference_providers,
+    open_completion_store,
+    open_registry,
+    register_config_models,
+)
 
 
 class InferenceDeployment(InferenceRouter):
@@ -15,7 +20,9 @@ class InferenceDeployment(InferenceRouter):
     async def __init__(self, config: dict[str, Any], model_servers: dict[str, Any]) -> None:  # type: ignore[misc]
         stack = parse_config(config, "<deployed config>")
         providers = await build_inference_providers(stack, model_servers)
-        InferenceRouter.__init__(self, providers, open_registry(stack), open_completion_store(stack))
+        InferenceRouter.__init__(
+            self, providers, open_registry(stack), open_completion_store(stack)
+        )
         await register_config_models(self, stack)
 
     async def check_health(self) -> None:

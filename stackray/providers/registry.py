@@ -88,10 +88,14 @@ def spec_for(provider: Provider, api: Api) -> ProviderSpec:
         try:
             module = importlib.import_module(provider.module)
         except ImportError as e:
-            raise ConfigError(f"cannot import external provider module {provider.module!r}: {e}") from None
+            raise ConfigError(
+                f"cannot import external provider module {provider.module!r}: {e}"
+            ) from None
         get_spec = getattr(module, "get_provider_spec", None)
         if get_spec is None:
-            raise ConfigError(f"external provider module {provider.module!r} has no get_provider_spec()")
+            raise ConfigError(
+                f"external provider module {provider.module!r} has no get_provider_spec()"
+            )
         spec = get_spec()
         if not isinstance(spec, ProviderSpec):
             raise ConfigError(f"{provider.module}.get_provider_spec() must return a ProviderSpec")
@@ -110,7 +114,9 @@ def spec_for(provider: Provider, api: Api) -> ProviderSpec:
             )
         spec = found
     if spec.api != api:
-        raise ConfigError(f"provider_type {provider.provider_type!r} implements {spec.api.value}, not {api.value}")
+        raise ConfigError(
+            f"provider_type {provider.provider_type!r} implements {spec.api.value}, not {api.value}"
+        )
     return spec
 
 

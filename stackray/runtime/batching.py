@@ -64,7 +64,9 @@ class MicroBatcher(Generic[T, R]):
             try:
                 results = await self.fn([item for item, _ in live])
                 if len(results) != len(live):
-                    raise RuntimeError(f"batch function returned {len(results)} results for {len(live)} items")
+                    raise RuntimeError(
+                        f"batch function returned {len(results)} results for {len(live)} items"
+                    )
             except Exception as exc:  # every waiter of the failed batch gets the error
                 for _, fut in live:
                     if not fut.done():

@@ -25,7 +25,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from stackray.deployments.app import build_app_from_config, resolved_config
 
     try:
-        stack, raw = resolved_config({"config": args.config, "port": args.port, "data_dir": args.data_dir})
+        stack, raw = resolved_config(
+            {"config": args.config, "port": args.port, "data_dir": args.data_dir}
+        )
     except ConfigError as e:
         return _fail(f"invalid config:\n{e}")
     if args.host:
@@ -39,7 +41,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     address = os.environ.get("RAY_ADDRESS")
     own_cluster = not address
-    ray.init(address=address or None, include_dashboard=args.dashboard, configure_logging=True, log_to_driver=True)
+    ray.init(
+        address=address or None,
+        include_dashboard=args.dashboard,
+        configure_logging=True,
+        log_to_driver=True,
+    )
     print(f"ray: {'joined ' + address if address else 'started a local instance'}", flush=True)
     serve.start(http_options={"host": stack.server.host, "port": stack.server.port})
     app = build_app_from_config(stack, raw)
@@ -54,13 +61,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
         elapsed = time.monotonic() - started
         host = "localhost" if stack.server.host in ("0.0.0.0", "::") else stack.server.host
-        print(f"stackray {__version__}: distribution {stack.image_name!r} ready in {elapsed:.1f}s", flush=True)
+        print(
+            f"stackray {__version__}: distribution {stack.image_name!r} ready in {elapsed:.1f}s",
+            flush=True,
+        )
         status = serve.status().applications.get(APP_NAME)
         if status is not None:
             for name, dep in status.deployments.items():
                 replicas = sum(dep.replica_states.values()) if dep.replica_states else 0
-                print(f"  deployment {name}: {dep.status.value} ({replicas} replica(s))", flush=True)
-        print(f"serving http://{host}:{stack.server.port}  (APIs: {', '.join(a.value for a in stack.apis)})", flush=True)
+                print(
+                    f"  deployment {name}: {dep.status.value} ({replicas} replica(s))", flush=True
+                )
+        print(
+            f"serving http://{host}:{stack.server.port}  (APIs: {', '.join(a.value for a in stack.apis)})",
+            flush=True,
+        )
         print("press Ctrl-C to stop", flush=True)
         while not stop.wait(1.0):
             pass
@@ -128,12 +143,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stackray {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="start a stack on a local Ray instance (or the cluster at RAY_ADDRESS)")
-    run.add_argument("config", nargs="?", default="local", help="run config file or distribution name (default: local)")
-    run.add_argument("--port", type=int, default=None, help="HTTP port (default: server.port of the config, 8321)")
-    run.add_argument("--host", default=None, help="address to bind (default: server.host of the config, 0.0.0.0)")
-    run.add_argument("--data-dir", default=None, help="state directory (default: ~/.stackray/<image_name>)")
-    run.add_argument("--dashboard", action="store_true", help="also start the Ray dashboard (local instance only)")
+    run = sub.add_parser(
+        "run", help="start a stack on a local Ray instance (or the cluster at RAY_ADDRESS)"
+    )
+    run.add_argument(
+        "config",
+        nargs="?",
+        default="local",
+        help="run config file or distribution name (default: local)",
+    )
+    run.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="HTTP port (default: server.port of the config, 8321)",
+    )
+    run.add_argument(
+        "--host", default=None, help="address to bind (default: server.host of the config, 0.0.0.0)"
+    )
+    run.add_argument(
+        "--data-dir", default=None, help="state directory (default: ~/.stackray/<image_name>)"
+    )
+    run.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="also start the Ray dashboard (local instance only)",
+    )
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check", help="validate a run config and exit")
@@ -143,8 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     providers = sub.add_parser("providers", help="list the built-in providers")
     providers.set_defaults(func=cmd_providers)
 
-    serve_config = sub.add_parser("serve-config", help="print a Ray Serve config file for `serve deploy`")
-    serve_config.add_argument("config", nargs="?", default="local", help="run config file or distribution name")
+    serve_config = sub.add_parser(
+        "serve-config", help="print a Ray Serve config file for `serve deploy`"
+    )
+    serve_config.add_argument(
+        "config", nargs="?", default="local", help="run config file or distribution name"
+    )
     serve_config.set_defaults(func=cmd_serve_config)
     return parser
 

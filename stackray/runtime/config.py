@@ -29,8 +29,12 @@ class _Strict(BaseModel):
 class Provider(_Strict):
     """One provider instance of an API."""
 
-    provider_id: str = Field(description="Unique id of this provider instance, used to route resources to it.")
-    provider_type: str = Field(description="Registry name, e.g. 'inline::transformers' or 'remote::vllm'.")
+    provider_id: str = Field(
+        description="Unique id of this provider instance, used to route resources to it."
+    )
+    provider_type: str = Field(
+        description="Registry name, e.g. 'inline::transformers' or 'remote::vllm'."
+    )
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="Provider settings, validated against the provider's own config class.",
@@ -45,10 +49,16 @@ class ModelInput(_Strict):
     """A model registered when the stack starts."""
 
     model_id: str = Field(description="The id clients use.")
-    provider_id: str | None = Field(default=None, description="Provider serving it; the only one of the API if omitted.")
-    provider_model_id: str | None = Field(default=None, description="The provider's name for it; defaults to model_id.")
+    provider_id: str | None = Field(
+        default=None, description="Provider serving it; the only one of the API if omitted."
+    )
+    provider_model_id: str | None = Field(
+        default=None, description="The provider's name for it; defaults to model_id."
+    )
     model_type: Literal["llm", "embedding"] = Field(default="llm", description="llm or embedding.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form metadata, e.g. embedding_dimension.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form metadata, e.g. embedding_dimension."
+    )
 
 
 class ShieldInput(_Strict):
@@ -61,14 +71,20 @@ class ShieldInput(_Strict):
 class VectorDBInput(_Strict):
     vector_db_id: str = Field(description="The id clients use.")
     embedding_model: str = Field(description="Embedding model id.")
-    embedding_dimension: int | None = Field(default=None, description="Dimension of the embeddings.")
+    embedding_dimension: int | None = Field(
+        default=None, description="Dimension of the embeddings."
+    )
     provider_id: str | None = Field(default=None, description="Vector IO provider holding it.")
-    provider_vector_db_id: str | None = Field(default=None, description="The provider's name for it.")
+    provider_vector_db_id: str | None = Field(
+        default=None, description="The provider's name for it."
+    )
 
 
 class DatasetInput(_Strict):
     dataset_id: str = Field(description="The id clients use.")
-    purpose: str = Field(description="post-training/messages, eval/question-answer or eval/messages-answer.")
+    purpose: str = Field(
+        description="post-training/messages, eval/question-answer or eval/messages-answer."
+    )
     source: dict[str, Any] = Field(description="{type: uri, uri} or {type: rows, rows}.")
     provider_id: str | None = Field(default=None, description="DatasetIO provider.")
     metadata: dict[str, Any] | None = Field(default=None, description="Free-form metadata.")
@@ -77,9 +93,13 @@ class DatasetInput(_Strict):
 class ScoringFnInput(_Strict):
     scoring_fn_id: str = Field(description="The id clients use.")
     description: str = Field(default="", description="What it scores.")
-    return_type: dict[str, Any] = Field(default_factory=lambda: {"type": "number"}, description="Return type.")
+    return_type: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "number"}, description="Return type."
+    )
     provider_id: str | None = Field(default=None, description="Scoring provider.")
-    provider_scoring_fn_id: str | None = Field(default=None, description="The provider's name for it.")
+    provider_scoring_fn_id: str | None = Field(
+        default=None, description="The provider's name for it."
+    )
     params: dict[str, Any] | None = Field(default=None, description="Scoring function parameters.")
 
 
@@ -88,14 +108,18 @@ class BenchmarkInput(_Strict):
     dataset_id: str = Field(description="Dataset evaluated.")
     scoring_functions: list[str] = Field(description="Scoring function ids.")
     provider_id: str | None = Field(default=None, description="Eval provider.")
-    provider_benchmark_id: str | None = Field(default=None, description="The provider's name for it.")
+    provider_benchmark_id: str | None = Field(
+        default=None, description="The provider's name for it."
+    )
     metadata: dict[str, Any] | None = Field(default=None, description="Free-form metadata.")
 
 
 class ToolGroupInput(_Strict):
     toolgroup_id: str = Field(description="The id clients use, e.g. builtin::rag.")
     provider_id: str = Field(description="Tool runtime provider.")
-    args: dict[str, Any] | None = Field(default=None, description="Arguments given to every tool call.")
+    args: dict[str, Any] | None = Field(
+        default=None, description="Arguments given to every tool call."
+    )
     mcp_endpoint: dict[str, Any] | None = Field(default=None, description="{uri} of an MCP server.")
 
 
@@ -107,7 +131,9 @@ class AuthConfig(_Strict):
 class ServerConfig(_Strict):
     """HTTP server settings."""
 
-    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port of the HTTP endpoint.")
+    port: int = Field(
+        default=DEFAULT_PORT, ge=1, le=65535, description="Port of the HTTP endpoint."
+    )
     host: str = Field(default="0.0.0.0", description="Address the HTTP endpoint binds.")
     tls_certfile: str | None = Field(default=None, description="TLS certificate file.")
     tls_keyfile: str | None = Field(default=None, description="TLS key file.")
@@ -122,9 +148,15 @@ class AutoscalingConfig(_Strict):
     min_replicas: int = Field(default=1, ge=0, description="Fewest replicas.")
     max_replicas: int = Field(default=1, ge=1, description="Most replicas.")
     initial_replicas: int | None = Field(default=None, ge=0, description="Replicas at start.")
-    target_ongoing_requests: float = Field(default=2.0, gt=0, description="In-flight requests per replica to aim for.")
-    upscale_delay_s: float = Field(default=30.0, ge=0, description="Sustained load before adding replicas.")
-    downscale_delay_s: float = Field(default=600.0, ge=0, description="Sustained idleness before removing replicas.")
+    target_ongoing_requests: float = Field(
+        default=2.0, gt=0, description="In-flight requests per replica to aim for."
+    )
+    upscale_delay_s: float = Field(
+        default=30.0, ge=0, description="Sustained load before adding replicas."
+    )
+    downscale_delay_s: float = Field(
+        default=600.0, ge=0, description="Sustained idleness before removing replicas."
+    )
 
 
 class RayActorOptions(_Strict):
@@ -132,9 +164,13 @@ class RayActorOptions(_Strict):
 
     num_cpus: float | None = Field(default=None, ge=0, description="CPUs per replica.")
     num_gpus: float | None = Field(
-        default=None, ge=0, description="GPUs per replica; model servers default to 1 when the cluster has GPUs."
+        default=None,
+        ge=0,
+        description="GPUs per replica; model servers default to 1 when the cluster has GPUs.",
     )
-    memory: int | None = Field(default=None, ge=0, description="Bytes of memory reserved per replica.")
+    memory: int | None = Field(
+        default=None, ge=0, description="Bytes of memory reserved per replica."
+    )
     accelerator_type: str | None = Field(default=None, description="e.g. A100, H100, L4.")
     resources: dict[str, float] | None = Field(default=None, description="Custom Ray resources.")
 
@@ -142,22 +178,38 @@ class RayActorOptions(_Strict):
 class DeploymentOptions(_Strict):
     """Ray Serve options for one deployment (keyed by API name, 'gateway', or a model server's provider_id)."""
 
-    num_replicas: int | None = Field(default=None, ge=1, description="Fixed replica count (ignored with autoscaling).")
-    autoscaling_config: AutoscalingConfig | None = Field(default=None, description="Autoscaling instead of a fixed count.")
-    max_ongoing_requests: int | None = Field(default=None, ge=1, description="Requests one replica runs at once.")
+    num_replicas: int | None = Field(
+        default=None, ge=1, description="Fixed replica count (ignored with autoscaling)."
+    )
+    autoscaling_config: AutoscalingConfig | None = Field(
+        default=None, description="Autoscaling instead of a fixed count."
+    )
+    max_ongoing_requests: int | None = Field(
+        default=None, ge=1, description="Requests one replica runs at once."
+    )
     max_queued_requests: int | None = Field(
         default=None, description="Requests queued per caller before 503; -1 is unbounded."
     )
-    ray_actor_options: RayActorOptions | None = Field(default=None, description="Resources per replica.")
-    health_check_period_s: float | None = Field(default=None, gt=0, description="Seconds between health checks.")
-    health_check_timeout_s: float | None = Field(default=None, gt=0, description="Health check timeout.")
-    graceful_shutdown_timeout_s: float | None = Field(default=None, ge=0, description="Drain time on shutdown.")
+    ray_actor_options: RayActorOptions | None = Field(
+        default=None, description="Resources per replica."
+    )
+    health_check_period_s: float | None = Field(
+        default=None, gt=0, description="Seconds between health checks."
+    )
+    health_check_timeout_s: float | None = Field(
+        default=None, gt=0, description="Health check timeout."
+    )
+    graceful_shutdown_timeout_s: float | None = Field(
+        default=None, ge=0, description="Drain time on shutdown."
+    )
 
     def to_serve_options(self) -> dict[str, Any]:
         """The keyword arguments for `serve.deployment(...).options(...)`."""
         opts = self.model_dump(exclude_none=True)
         if "ray_actor_options" in opts:
-            opts["ray_actor_options"] = {k: v for k, v in opts["ray_actor_options"].items() if v is not None}
+            opts["ray_actor_options"] = {
+                k: v for k, v in opts["ray_actor_options"].items() if v is not None
+            }
         if self.autoscaling_config is not None:
             opts.pop("num_replicas", None)
         return opts
@@ -167,36 +219,63 @@ class StorageConfig(_Strict):
     """Where the stack keeps its state."""
 
     data_dir: str | None = Field(
-        default=None, description="Directory for stores, model caches and provider data; default ~/.stackray/<image_name>."
+        default=None,
+        description="Directory for stores, model caches and provider data; default ~/.stackray/<image_name>.",
     )
 
 
 class StackConfig(_Strict):
     """A whole stack: which APIs, which providers, which resources, how to deploy them."""
 
-    version: int | str = Field(default=2, description="Config format version (2 as in Llama Stack 0.2.x).")
-    image_name: str = Field(description="Name of this stack (the distribution); names its data directory.")
-    container_image: str | None = Field(default=None, description="Unused; accepted for Llama Stack compatibility.")
+    version: int | str = Field(
+        default=2, description="Config format version (2 as in Llama Stack 0.2.x)."
+    )
+    image_name: str = Field(
+        description="Name of this stack (the distribution); names its data directory."
+    )
+    container_image: str | None = Field(
+        default=None, description="Unused; accepted for Llama Stack compatibility."
+    )
     apis: list[Api] = Field(description="The APIs to serve.")
-    providers: dict[Api, list[Provider]] = Field(default_factory=dict, description="Providers per API.")
+    providers: dict[Api, list[Provider]] = Field(
+        default_factory=dict, description="Providers per API."
+    )
     metadata_store: StoreConfig | None = Field(
         default=None, description="Registry of resources; default SQLite under the data directory."
     )
     inference_store: StoreConfig | None = Field(
-        default=None, description="Stored chat completions; default SQLite under the data directory."
+        default=None,
+        description="Stored chat completions; default SQLite under the data directory.",
     )
-    models: list[ModelInput] = Field(default_factory=list, description="Models registered at start.")
-    shields: list[ShieldInput] = Field(default_factory=list, description="Shields registered at start.")
-    vector_dbs: list[VectorDBInput] = Field(default_factory=list, description="Vector DBs registered at start.")
-    datasets: list[DatasetInput] = Field(default_factory=list, description="Datasets registered at start.")
-    scoring_fns: list[ScoringFnInput] = Field(default_factory=list, description="Scoring functions registered at start.")
-    benchmarks: list[BenchmarkInput] = Field(default_factory=list, description="Benchmarks registered at start.")
-    tool_groups: list[ToolGroupInput] = Field(default_factory=list, description="Tool groups registered at start.")
+    models: list[ModelInput] = Field(
+        default_factory=list, description="Models registered at start."
+    )
+    shields: list[ShieldInput] = Field(
+        default_factory=list, description="Shields registered at start."
+    )
+    vector_dbs: list[VectorDBInput] = Field(
+        default_factory=list, description="Vector DBs registered at start."
+    )
+    datasets: list[DatasetInput] = Field(
+        default_factory=list, description="Datasets registered at start."
+    )
+    scoring_fns: list[ScoringFnInput] = Field(
+        default_factory=list, description="Scoring functions registered at start."
+    )
+    benchmarks: list[BenchmarkInput] = Field(
+        default_factory=list, description="Benchmarks registered at start."
+    )
+    tool_groups: list[ToolGroupInput] = Field(
+        default_factory=list, description="Tool groups registered at start."
+    )
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server settings.")
     logging: dict[str, Any] | None = Field(default=None, description="Log levels per category.")
-    external_providers_dir: str | None = Field(default=None, description="Unused; name external providers by `module`.")
+    external_providers_dir: str | None = Field(
+        default=None, description="Unused; name external providers by `module`."
+    )
     deployments: dict[str, DeploymentOptions] = Field(
-        default_factory=dict, description="Ray Serve options per deployment: an API name, 'gateway', or a provider_id."
+        default_factory=dict,
+        description="Ray Serve options per deployment: an API name, 'gateway', or a provider_id.",
     )
     storage: StorageConfig = Field(default_factory=StorageConfig, description="State locations.")
 
@@ -216,7 +295,9 @@ class StackConfig(_Strict):
         return self.metadata_store or SqliteStoreConfig(db_path=str(self.data_dir / "registry.db"))
 
     def inference_store_config(self) -> StoreConfig:
-        return self.inference_store or SqliteStoreConfig(db_path=str(self.data_dir / "inference_store.db"))
+        return self.inference_store or SqliteStoreConfig(
+            db_path=str(self.data_dir / "inference_store.db")
+        )
 
     def providers_of(self, api: Api) -> list[Provider]:
         return self.providers.get(api, [])
@@ -240,10 +321,14 @@ def format_validation_error(err: ValidationError, source: str, prefix: str = "")
     return "\n".join(lines)
 
 
-def parse_config(data: Any, source: str = "<config>", env: dict[str, str] | None = None) -> StackConfig:
+def parse_config(
+    data: Any, source: str = "<config>", env: dict[str, str] | None = None
+) -> StackConfig:
     """Validate an already-loaded config mapping; errors name `source` and the field path."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         data = interpolate(data, env)
     except ConfigError as e:
@@ -264,10 +349,10 @@ def resolve_config_path(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
-    bundled = Path(__file__).resolve().parent.parent / "distributions" / name_or_path / "run.yaml"
-    if bundled.is_file():
-        return bundled
-    known = sorted(p.parent.name for p in bundled.parent.parent.glob("*/run.yaml"))
+    distributions = Path(__file__).resolve().parent.parent / "distributions"
+    if "/" not in name_or_path and (distributions / name_or_path / "run.yaml").is_file():
+        return distributions / name_or_path / "run.yaml"
+    known = sorted(p.parent.name for p in distributions.glob("*/run.yaml"))
     raise ConfigError(
         f"{name_or_path}: no such config file, and not a distribution name (distributions: {', '.join(known)})"
     )

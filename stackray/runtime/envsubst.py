@@ -22,7 +22,9 @@ from stackray.api.errors import ConfigError
 
 # Innermost-first: a value may itself contain ${env...} (e.g. the :+ form), so substitute
 # the innermost expressions repeatedly until none is left.
-_PATTERN = re.compile(r"\$\{env\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:=|:\+|:)(?P<arg>[^${}]*))?\}")
+_PATTERN = re.compile(
+    r"\$\{env\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:=|:\+|:)(?P<arg>[^${}]*))?\}"
+)
 
 
 def interpolate(value: Any, env: Mapping[str, str] | None = None, path: str = "") -> Any:

@@ -31,7 +31,9 @@ class ProviderContext:
 
 
 def provider_context(stack: StackConfig, provider_id: str) -> ProviderContext:
-    return ProviderContext(provider_id=provider_id, data_dir=stack.data_dir / "providers" / provider_id, stack=stack)
+    return ProviderContext(
+        provider_id=provider_id, data_dir=stack.data_dir / "providers" / provider_id, stack=stack
+    )
 
 
 async def instantiate_provider(
@@ -42,13 +44,17 @@ async def instantiate_provider(
     return await instantiate_spec(spec, provider, stack, deps or {})
 
 
-async def instantiate_spec(spec: ProviderSpec, provider: Provider, stack: StackConfig, deps: dict[Api, Any]) -> Any:
+async def instantiate_spec(
+    spec: ProviderSpec, provider: Provider, stack: StackConfig, deps: dict[Api, Any]
+) -> Any:
     missing = [d.value for d in spec.api_dependencies if d not in deps]
     if missing:
         raise ConfigError(f"provider {provider.provider_id!r} needs API(s) {', '.join(missing)}")
     config = parse_provider_config(spec, provider.config)
     impl_cls = import_object(spec.impl)
-    wanted = {d: deps[d] for d in (*spec.api_dependencies, *spec.optional_api_dependencies) if d in deps}
+    wanted = {
+        d: deps[d] for d in (*spec.api_dependencies, *spec.optional_api_dependencies) if d in deps
+    }
     impl = impl_cls(config, wanted, provider_context(stack, provider.provider_id))
     init = getattr(impl, "initialize", None)
     if init is not None:

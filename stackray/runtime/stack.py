@@ -8,7 +8,7 @@ from typing import Any
 
 from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
-from stackray.api.models import RegisterModelRequest
+from stackray.api.models import ModelType, RegisterModelRequest
 from stackray.deployments.backends import ProviderProxy, as_backend
 from stackray.providers.registry import spec_for
 from stackray.runtime.config import StackConfig
@@ -23,7 +23,11 @@ def open_registry(stack: StackConfig) -> ResourceRegistry:
 
 
 def open_completion_store(stack: StackConfig) -> DocumentStore:
-    return DocumentStore(stack.inference_store_config(), table="chat_completions", indexed={"model": str, "created": int})
+    return DocumentStore(
+        stack.inference_store_config(),
+        table="chat_completions",
+        indexed={"model": str, "created": int},
+    )
 
 
 async def build_inference_providers(
@@ -36,12 +40,16 @@ async def build_inference_providers(
         spec = spec_for(provider, Api.inference)
         if spec.model_server and model_servers is not None:
             if provider.provider_id not in model_servers:
-                raise ConfigError(f"no model server deployment for provider {provider.provider_id!r}")
+                raise ConfigError(
+                    f"no model server deployment for provider {provider.provider_id!r}"
+                )
             providers[provider.provider_id] = ProviderProxy(
                 as_backend(model_servers[provider.provider_id]), provider.provider_id
             )
         else:
-            providers[provider.provider_id] = await instantiate_provider(Api.inference, provider, stack)
+            providers[provider.provider_id] = await instantiate_provider(
+                Api.inference, provider, stack
+            )
     return providers
 
 
@@ -53,13 +61,15 @@ async def register_config_models(router: InferenceRouter, stack: StackConfig) ->
                 model_id=model.model_id,
                 provider_id=model.provider_id,
                 provider_model_id=model.provider_model_id,
-                model_type=model.model_type,
+                model_type=ModelType(model.model_type),
                 metadata=model.metadata or None,
             )
         )
 
 
-async def build_inference_router(stack: StackConfig, model_servers: dict[str, Any] | None = None) -> InferenceRouter:
+async def build_inference_router(
+    stack: StackConfig, model_servers: dict[str, Any] | None = None
+) -> InferenceRouter:
     providers = await build_inference_providers(stack, model_servers)
     router = InferenceRouter(providers, open_registry(stack), open_completion_store(stack))
     await register_config_models(router, stack)

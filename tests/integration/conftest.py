@@ -56,7 +56,9 @@ def stack_config(data_dir: Path, port: int) -> dict:
     raw["server"] = {"port": port, "host": "127.0.0.1"}
     raw["deployments"]["inference"] = {"num_replicas": 2}
     # The external echo provider: a fast, deterministic second inference provider.
-    raw["providers"]["inference"].append({"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"})
+    raw["providers"]["inference"].append(
+        {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}
+    )
     raw["models"].append({"model_id": "echo-model", "provider_id": "echo", "model_type": "llm"})
     return raw
 

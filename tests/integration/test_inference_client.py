@@ -15,7 +15,9 @@ GREEDY = {"strategy": {"type": "greedy"}, "max_tokens": 24}
 
 
 def test_chat_completion(stack):
-    r = stack.client().inference.chat_completion(model_id=MODEL, messages=USER, sampling_params=GREEDY)
+    r = stack.client().inference.chat_completion(
+        model_id=MODEL, messages=USER, sampling_params=GREEDY
+    )
     assert r.completion_message.role == "assistant"
     assert isinstance(r.completion_message.content, str) and r.completion_message.content.strip()
     assert r.completion_message.stop_reason in ("end_of_turn", "out_of_tokens")
@@ -32,13 +34,17 @@ def test_greedy_is_deterministic(stack):
 
 def test_chat_completion_stream(stack):
     chunks = list(
-        stack.client().inference.chat_completion(model_id=MODEL, messages=USER, sampling_params=GREEDY, stream=True)
+        stack.client().inference.chat_completion(
+            model_id=MODEL, messages=USER, sampling_params=GREEDY, stream=True
+        )
     )
     kinds = [c.event.event_type for c in chunks]
     assert kinds[0] == "start" and kinds[-1] == "complete"
     assert kinds.count("progress") >= 2
     text = "".join(c.event.delta.text for c in chunks if c.event.delta.type == "text")
-    full = stack.client().inference.chat_completion(model_id=MODEL, messages=USER, sampling_params=GREEDY)
+    full = stack.client().inference.chat_completion(
+        model_id=MODEL, messages=USER, sampling_params=GREEDY
+    )
     assert text == full.completion_message.content
     assert chunks[-1].event.stop_reason in ("end_of_turn", "out_of_tokens")
 
@@ -46,7 +52,9 @@ def test_chat_completion_stream(stack):
 def test_max_tokens_and_stop(stack):
     client = stack.client()
     r = client.inference.chat_completion(
-        model_id=MODEL, messages=USER, sampling_params={"strategy": {"type": "greedy"}, "max_tokens": 3}
+        model_id=MODEL,
+        messages=USER,
+        sampling_params={"strategy": {"type": "greedy"}, "max_tokens": 3},
     )
     assert r.completion_message.stop_reason == "out_of_tokens"
     assert {m.metric: m.value for m in r.metrics}["completion_tokens"] == 3
@@ -63,7 +71,10 @@ def test_max_tokens_and_stop(stack):
 
 def test_sampling_strategies(stack):
     client = stack.client()
-    for strategy in ({"type": "top_p", "temperature": 0.8, "top_p": 0.9}, {"type": "top_k", "top_k": 5}):
+    for strategy in (
+        {"type": "top_p", "temperature": 0.8, "top_p": 0.9},
+        {"type": "top_k", "top_k": 5},
+    ):
         r = client.inference.chat_completion(
             model_id=MODEL,
             messages=USER,
@@ -75,13 +86,18 @@ def test_sampling_strategies(stack):
 def test_response_format_json_schema(stack):
     schema = {
         "type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 20}, "population": {"type": "integer"}},
+        "properties": {
+            "city": {"type": "string", "maxLength": 20},
+            "population": {"type": "integer"},
+        },
         "required": ["city", "population"],
         "additionalProperties": False,
     }
     r = stack.client().inference.chat_completion(
         model_id=MODEL,
-        messages=[{"role": "user", "content": "Give the capital of France and its population as JSON."}],
+        messages=[
+            {"role": "user", "content": "Give the capital of France and its population as JSON."}
+        ],
         sampling_params={"strategy": {"type": "greedy"}, "max_tokens": 64},
         response_format={"type": "json_schema", "json_schema": schema},
     )
@@ -94,7 +110,9 @@ def test_tool_call_required(stack):
         {
             "tool_name": "get_weather",
             "description": "Get the weather of a city",
-            "parameters": {"city": {"param_type": "string", "description": "The city", "required": True}},
+            "parameters": {
+                "city": {"param_type": "string", "description": "The city", "required": True}
+            },
         }
     ]
     r = stack.client().inference.chat_completion(
@@ -118,11 +136,19 @@ def test_tool_call_history_round_trip(stack):
             "role": "assistant",
             "content": "",
             "stop_reason": "end_of_message",
-            "tool_calls": [{"call_id": "c1", "tool_name": "get_weather", "arguments": {"city": "Paris"}}],
+            "tool_calls": [
+                {"call_id": "c1", "tool_name": "get_weather", "arguments": {"city": "Paris"}}
+            ],
         },
         {"role": "tool", "call_id": "c1", "content": "Sunny, 21 C"},
     ]
-    tools = [{"tool_name": "get_weather", "description": "weather", "parameters": {"city": {"param_type": "string"}}}]
+    tools = [
+        {
+            "tool_name": "get_weather",
+            "description": "weather",
+            "parameters": {"city": {"param_type": "string"}},
+        }
+    ]
     r = stack.client().inference.chat_completion(
         model_id=MODEL, messages=messages, tools=tools, sampling_params=GREEDY
     )
@@ -131,7 +157,10 @@ def test_tool_call_history_round_trip(stack):
 
 def test_logprobs(stack):
     r = stack.client().inference.chat_completion(
-        model_id=MODEL, messages=USER, sampling_params={**GREEDY, "max_tokens": 5}, logprobs={"top_k": 3}
+        model_id=MODEL,
+        messages=USER,
+        sampling_params={**GREEDY, "max_tokens": 5},
+        logprobs={"top_k": 3},
     )
     assert len(r.logprobs) == 5
     for entry in r.logprobs:
@@ -141,11 +170,16 @@ def test_logprobs(stack):
 
 def test_completion_and_stream(stack):
     client = stack.client()
-    r = client.inference.completion(model_id=MODEL, content="The sky is", sampling_params={**GREEDY, "max_tokens": 6})
+    r = client.inference.completion(
+        model_id=MODEL, content="The sky is", sampling_params={**GREEDY, "max_tokens": 6}
+    )
     assert r.content and r.stop_reason in ("end_of_turn", "out_of_tokens")
     chunks = list(
         client.inference.completion(
-            model_id=MODEL, content="The sky is", sampling_params={**GREEDY, "max_tokens": 6}, stream=True
+            model_id=MODEL,
+            content="The sky is",
+            sampling_params={**GREEDY, "max_tokens": 6},
+            stream=True,
         )
     )
     assert "".join(c.delta for c in chunks) == r.content
@@ -159,19 +193,25 @@ def test_batch_chat_completion(stack):
         sampling_params={**GREEDY, "max_tokens": 8},
     )
     assert len(r.batch) == 2
-    single = stack.client().inference.chat_completion(model_id=MODEL, messages=USER, sampling_params={**GREEDY, "max_tokens": 8})
+    single = stack.client().inference.chat_completion(
+        model_id=MODEL, messages=USER, sampling_params={**GREEDY, "max_tokens": 8}
+    )
     assert r.batch[0].completion_message.content == single.completion_message.content
 
 
 def test_batch_completion(stack):
     r = stack.client().inference.batch_completion(
-        model_id=MODEL, content_batch=["One, two,", "Red, green,"], sampling_params={**GREEDY, "max_tokens": 4}
+        model_id=MODEL,
+        content_batch=["One, two,", "Red, green,"],
+        sampling_params={**GREEDY, "max_tokens": 4},
     )
     assert len(r.batch) == 2 and all(c.content for c in r.batch)
 
 
 def test_embeddings(stack):
-    r = stack.client().inference.embeddings(model_id=EMBEDDING_MODEL, contents=["hello world", "goodbye"])
+    r = stack.client().inference.embeddings(
+        model_id=EMBEDDING_MODEL, contents=["hello world", "goodbye"]
+    )
     assert len(r.embeddings) == 2 and len(r.embeddings[0]) == 384
     norm = sum(x * x for x in r.embeddings[0]) ** 0.5
     assert abs(norm - 1.0) < 1e-3
@@ -180,7 +220,9 @@ def test_embeddings(stack):
 def test_embedding_alias_and_dimension(stack):
     client = stack.client()
     r = client.inference.embeddings(
-        model_id="sentence-transformers/all-MiniLM-L6-v2", contents=["hello world"], output_dimension=64
+        model_id="sentence-transformers/all-MiniLM-L6-v2",
+        contents=["hello world"],
+        output_dimension=64,
     )
     assert len(r.embeddings[0]) == 64
 
@@ -197,5 +239,7 @@ def test_embedding_model_for_chat_is_400(stack):
 
 
 def test_external_provider_serves_through_stack(stack):
-    r = stack.client().inference.chat_completion(model_id="echo-model", messages=[{"role": "user", "content": "ping"}])
+    r = stack.client().inference.chat_completion(
+        model_id="echo-model", messages=[{"role": "user", "content": "ping"}]
+    )
     assert r.completion_message.content == "echo: ping"

@@ -46,10 +46,14 @@ def test_models_list_get(stack):
 def test_register_use_unregister_across_replicas(stack):
     """Two inference replicas: what one registers, every request sees at once."""
     client = stack.client()
-    client.models.register(model_id="echo-2", provider_id="echo", provider_model_id="echo-2", model_type="llm")
+    client.models.register(
+        model_id="echo-2", provider_id="echo", provider_model_id="echo-2", model_type="llm"
+    )
 
     def use(_: int) -> str:
-        r = client.inference.chat_completion(model_id="echo-2", messages=[{"role": "user", "content": "x"}])
+        r = client.inference.chat_completion(
+            model_id="echo-2", messages=[{"role": "user", "content": "x"}]
+        )
         return r.completion_message.content
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -82,7 +86,9 @@ def test_register_with_unknown_provider_400(stack):
 
 def test_register_bad_model_path_400(stack):
     with pytest.raises(BadRequestError, match="/no/such/model"):
-        stack.client().models.register(model_id="x", provider_id="transformers", provider_model_id="/no/such/model")
+        stack.client().models.register(
+            model_id="x", provider_id="transformers", provider_model_id="/no/such/model"
+        )
 
 
 def test_register_conflict_409(stack):
@@ -94,20 +100,30 @@ def test_register_conflict_409(stack):
 
 def test_malformed_body_400_names_field(stack):
     http = stack.http()
-    r = http.post("/v1/inference/chat-completion", json={"model_id": MODEL, "messages": [{"role": "robot", "content": "x"}]})
+    r = http.post(
+        "/v1/inference/chat-completion",
+        json={"model_id": MODEL, "messages": [{"role": "robot", "content": "x"}]},
+    )
     assert r.status_code == 400
     assert "messages" in r.json()["error"]["param"]
     r = http.post("/v1/inference/chat-completion", json={"messages": []})
     assert r.status_code == 400 and "model_id" in r.json()["detail"]
-    r = http.post("/v1/inference/chat-completion", content=b"{not json", headers={"content-type": "application/json"})
+    r = http.post(
+        "/v1/inference/chat-completion",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400
-    r = http.post("/v1/inference/chat-completion", json={"model_id": MODEL, "messages": [], "typo_field": 1})
+    r = http.post(
+        "/v1/inference/chat-completion", json={"model_id": MODEL, "messages": [], "typo_field": 1}
+    )
     assert r.status_code == 400 and "typo_field" in r.json()["detail"]
 
 
 def test_prompt_too_long_400(stack):
     text = "word " * 20000
     r = stack.http().post(
-        "/v1/inference/chat-completion", json={"model_id": MODEL, "messages": [{"role": "user", "content": text}]}
+        "/v1/inference/chat-completion",
+        json={"model_id": MODEL, "messages": [{"role": "user", "content": text}]},
     )
     assert r.status_code == 400 and "token" in r.json()["detail"]

@@ -26,16 +26,28 @@ def test_chat_completions(stack, prefix):
 
 def test_chat_completions_stream_matches_non_stream(stack):
     client = stack.openai()
-    full = client.chat.completions.create(model=MODEL, messages=MESSAGES, temperature=0, max_tokens=16)
+    full = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, temperature=0, max_tokens=16
+    )
     stream = client.chat.completions.create(
-        model=MODEL, messages=MESSAGES, temperature=0, max_tokens=16, stream=True, stream_options={"include_usage": True}
+        model=MODEL,
+        messages=MESSAGES,
+        temperature=0,
+        max_tokens=16,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == full.choices[0].message.content
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == [full.choices[0].finish_reason]
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+    assert (
+        chunks[-1].usage is not None
+        and chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+    )
 
 
 def test_stored_chat_completions_list_and_get(stack):
@@ -56,7 +68,10 @@ def test_stored_chat_completions_list_and_get(stack):
 def test_json_schema_response_format(stack):
     schema = {
         "type": "object",
-        "properties": {"answer": {"type": "string", "maxLength": 30}, "confident": {"type": "boolean"}},
+        "properties": {
+            "answer": {"type": "string", "maxLength": 30},
+            "confident": {"type": "boolean"},
+        },
         "required": ["answer", "confident"],
         "additionalProperties": False,
     }
@@ -65,7 +80,10 @@ def test_json_schema_response_format(stack):
         messages=MESSAGES,
         temperature=0,
         max_tokens=64,
-        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": schema},
+        },
     )
     jsonschema.validate(json.loads(r.choices[0].message.content), schema)
 
@@ -77,7 +95,11 @@ def test_tool_calls(stack):
             "function": {
                 "name": "get_weather",
                 "description": "Get the weather of a city",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
             },
         }
     ]
@@ -120,7 +142,11 @@ def test_completions(stack):
     client = stack.openai("/v1")
     r = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=5, temperature=0)
     assert r.object == "text_completion" and r.choices[0].text
-    chunks = list(client.completions.create(model=MODEL, prompt="The sky is", max_tokens=5, temperature=0, stream=True))
+    chunks = list(
+        client.completions.create(
+            model=MODEL, prompt="The sky is", max_tokens=5, temperature=0, stream=True
+        )
+    )
     assert "".join(c.choices[0].text for c in chunks) == r.choices[0].text
 
 

@@ -156,6 +156,10 @@ ADDED_FIELDS: dict[type[BaseModel], set[str]] = {
 # (class, field) -> why its JSON types differ from the contract's.
 TYPE_DEVIATIONS: dict[tuple[type[BaseModel], str], str] = {
     (inference.OpenAIChunkChoice, "finish_reason"): "null until the last chunk, as OpenAI",
+    (
+        inference.OpenAICompletionChoice,
+        "finish_reason",
+    ): "null on the chunks of a stream before the last, as OpenAI",
     (inference.OpenAICompletionRequest, "logprobs"): "OpenAI sends a count, the contract a bool",
 }
 

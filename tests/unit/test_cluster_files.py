@@ -15,7 +15,9 @@ from stackray.runtime.cli import main
 from stackray.runtime.config import load_config
 
 CLUSTER = Path(__file__).resolve().parents[2] / "cluster"
-LAUNCHER_SCHEMA = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())
+LAUNCHER_SCHEMA = json.loads(
+    (Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text()
+)
 
 
 def check_serve_config(doc: dict) -> None:

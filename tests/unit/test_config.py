@@ -11,7 +11,11 @@ MINIMAL = {
     "version": 2,
     "image_name": "t",
     "apis": ["inference"],
-    "providers": {"inference": [{"provider_id": "st", "provider_type": "inline::sentence-transformers", "config": {}}]},
+    "providers": {
+        "inference": [
+            {"provider_id": "st", "provider_type": "inline::sentence-transformers", "config": {}}
+        ]
+    },
 }
 
 
@@ -62,7 +66,13 @@ def test_wrong_type_says_what_was_expected(tmp_path):
 def test_provider_config_validated_with_path(tmp_path):
     data = dict(MINIMAL)
     data["providers"] = {
-        "inference": [{"provider_id": "st", "provider_type": "inline::sentence-transformers", "config": {"max_batch_size": 0}}]
+        "inference": [
+            {
+                "provider_id": "st",
+                "provider_type": "inline::sentence-transformers",
+                "config": {"max_batch_size": 0},
+            }
+        ]
     }
     with pytest.raises(ConfigError, match=r"providers.inference\[0\].config.max_batch_size"):
         load_config(str(write(tmp_path, data)), env={})
@@ -71,7 +81,9 @@ def test_provider_config_validated_with_path(tmp_path):
 def test_unknown_provider_type(tmp_path):
     data = dict(MINIMAL)
     data["providers"] = {"inference": [{"provider_id": "x", "provider_type": "inline::nope"}]}
-    with pytest.raises(ConfigError, match=r"providers.inference\[0\]: unknown provider_type 'inline::nope'"):
+    with pytest.raises(
+        ConfigError, match=r"providers.inference\[0\]: unknown provider_type 'inline::nope'"
+    ):
         load_config(str(write(tmp_path, data)), env={})
 
 

@@ -30,7 +30,10 @@ def test_forms(text, expected):
 
 
 def test_unset_without_default_names_variable_and_field():
-    with pytest.raises(ConfigError, match=r"providers.inference\[0\].config.url: environment variable NOPE is not set"):
+    with pytest.raises(
+        ConfigError,
+        match=r"providers.inference\[0\].config.url: environment variable NOPE is not set",
+    ):
         interpolate({"providers": {"inference": [{"config": {"url": "${env.NOPE}"}}]}}, ENV)
 
 

@@ -21,7 +21,15 @@ def client(tmp_path):
             "version": 2,
             "image_name": "gw",
             "apis": ["inference"],
-            "providers": {"inference": [{"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}]},
+            "providers": {
+                "inference": [
+                    {
+                        "provider_id": "echo",
+                        "provider_type": "remote::echo",
+                        "module": "stackray_echo",
+                    }
+                ]
+            },
             "models": [{"model_id": "m", "provider_id": "echo"}],
             "storage": {"data_dir": str(tmp_path)},
         }
@@ -41,7 +49,10 @@ def test_health_and_version(client):
 
 
 def test_chat_completion(client):
-    r = client.post("/v1/inference/chat-completion", json={"model_id": "m", "messages": [{"role": "user", "content": "hi"}]})
+    r = client.post(
+        "/v1/inference/chat-completion",
+        json={"model_id": "m", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert r.status_code == 200
     assert r.json()["completion_message"]["content"] == "echo: hi"
 
@@ -53,12 +64,16 @@ def test_stream_is_sse(client):
     )
     assert r.headers["content-type"].startswith("text/event-stream")
     events = [json.loads(e) for e in sse_events(r.text)]
-    assert events[0]["event"]["event_type"] == "start" and events[-1]["event"]["event_type"] == "complete"
+    assert (
+        events[0]["event"]["event_type"] == "start"
+        and events[-1]["event"]["event_type"] == "complete"
+    )
 
 
 def test_openai_stream_ends_with_done(client):
     r = client.post(
-        "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "a"}], "stream": True}
+        "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": "a"}], "stream": True},
     )
     events = sse_events(r.text)
     assert events[-1] == "[DONE]"
@@ -75,7 +90,9 @@ def test_stream_of_unknown_model_is_404_not_a_broken_stream(client):
 
 
 def test_validation_error_is_400_naming_field(client):
-    r = client.post("/v1/inference/chat-completion", json={"model_id": "m", "messages": [{"role": "user"}]})
+    r = client.post(
+        "/v1/inference/chat-completion", json={"model_id": "m", "messages": [{"role": "user"}]}
+    )
     assert r.status_code == 400
     body = r.json()
     assert body["error"]["param"].startswith("messages")
@@ -83,7 +100,9 @@ def test_validation_error_is_400_naming_field(client):
 
 
 def test_invalid_json_is_400(client):
-    r = client.post("/v1/inference/chat-completion", content=b"{", headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/inference/chat-completion", content=b"{", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400
 
 
@@ -113,7 +132,12 @@ def test_providers_redact_secrets(tmp_path):
             "apis": ["inference"],
             "providers": {
                 "inference": [
-                    {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo", "config": {"prefix": "x"}}
+                    {
+                        "provider_id": "echo",
+                        "provider_type": "remote::echo",
+                        "module": "stackray_echo",
+                        "config": {"prefix": "x"},
+                    }
                 ]
             },
             "storage": {"data_dir": str(tmp_path)},

@@ -22,7 +22,12 @@ def stack_config(tmp_path, store: dict | None) -> dict:
         "providers": {
             "inference": [
                 {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"},
-                {"provider_id": "echo2", "provider_type": "remote::echo", "module": "stackray_echo", "config": {"prefix": "2: "}},
+                {
+                    "provider_id": "echo2",
+                    "provider_type": "remote::echo",
+                    "module": "stackray_echo",
+                    "config": {"prefix": "2: "},
+                },
             ]
         },
         "models": [{"model_id": "m", "provider_id": "echo", "provider_model_id": "org/m"}],
@@ -30,7 +35,9 @@ def stack_config(tmp_path, store: dict | None) -> dict:
     }
     if store is not None:
         config["metadata_store"] = store
-        config["inference_store"] = dict(store, table_name="inference_kv") if store["type"] == "postgres" else store
+        config["inference_store"] = (
+            dict(store, table_name="inference_kv") if store["type"] == "postgres" else store
+        )
     return config
 
 
@@ -40,7 +47,9 @@ def config(request, tmp_path):
         return parse_config(stack_config(tmp_path, None))
     pg = request.getfixturevalue("postgres_config")
     table = f"registry_{abs(hash(request.node.name)) % 10**8}"
-    return parse_config(stack_config(tmp_path, pg.model_copy(update={"table_name": table}).model_dump()))
+    return parse_config(
+        stack_config(tmp_path, pg.model_copy(update={"table_name": table}).model_dump())
+    )
 
 
 def chat(model: str) -> ChatCompletionRequest:
@@ -73,7 +82,9 @@ def test_lookup_by_provider_model_id(config):
 def test_register_is_idempotent_and_conflicts_are_409(config):
     async def main():
         router = await build_inference_router(config)
-        same = await router.register_model(RegisterModelRequest(model_id="m", provider_id="echo", provider_model_id="org/m"))
+        same = await router.register_model(
+            RegisterModelRequest(model_id="m", provider_id="echo", provider_model_id="org/m")
+        )
         assert same.identifier == "m"
         with pytest.raises(ConflictError, match="already registered"):
             await router.register_model(RegisterModelRequest(model_id="m", provider_id="echo2"))
@@ -106,7 +117,10 @@ def test_concurrent_registration_from_many_routers(config):
     async def main():
         routers = [await build_inference_router(config) for _ in range(4)]
         results = await asyncio.gather(
-            *(r.register_model(RegisterModelRequest(model_id="race", provider_id="echo")) for r in routers)
+            *(
+                r.register_model(RegisterModelRequest(model_id="race", provider_id="echo"))
+                for r in routers
+            )
         )
         assert {m.identifier for m in results} == {"race"}
         assert len([m for m in routers[0].list_models().data if m.identifier == "race"]) == 1

@@ -30,7 +30,9 @@ def test_external_provider_by_module():
         "providers": {"inference": [provider.model_dump()]},
     }
     stack = parse_config(config)
-    impl = asyncio.run(instantiate_provider(Api.inference, stack.providers_of(Api.inference)[0], stack))
+    impl = asyncio.run(
+        instantiate_provider(Api.inference, stack.providers_of(Api.inference)[0], stack)
+    )
     assert type(impl).__name__ == "EchoInferenceProvider"
     assert impl.provider_id == "echo"
 
@@ -54,7 +56,12 @@ def test_external_provider_config_validated():
         "apis": ["inference"],
         "providers": {
             "inference": [
-                {"provider_id": "e", "provider_type": "remote::echo", "module": "stackray_echo", "config": {"dimension": 0}}
+                {
+                    "provider_id": "e",
+                    "provider_type": "remote::echo",
+                    "module": "stackray_echo",
+                    "config": {"dimension": 0},
+                }
             ]
         },
     }

@@ -123,14 +123,23 @@ class InferenceRouter:
             return model
         # Also accept the provider's own name for a model (e.g. the full hub id).
         for candidate in self.registry.list(Model, MODELS):
-            if candidate.provider_resource_id == model_id or model_id in candidate.metadata.get("aliases", []):
+            if candidate.provider_resource_id == model_id or model_id in candidate.metadata.get(
+                "aliases", []
+            ):
                 return candidate
-        raise NotFoundError(f"model {model_id!r} not found; GET /v1/models lists the registered models", field="model")
+        raise NotFoundError(
+            f"model {model_id!r} not found; GET /v1/models lists the registered models",
+            field="model",
+        )
 
     def openai_list_models(self) -> OpenAIListModelsResponse:
         return OpenAIListModelsResponse(
             data=[
-                OpenAIModel(id=m.identifier, created=int(m.metadata.get("created", 0)), owned_by=m.provider_id)
+                OpenAIModel(
+                    id=m.identifier,
+                    created=int(m.metadata.get("created", 0)),
+                    owned_by=m.provider_id,
+                )
                 for m in self.registry.list(Model, MODELS)
             ]
         )
@@ -157,7 +166,9 @@ class InferenceRouter:
 
     async def chat_completion(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
         model, provider = self._route(request.model_id, ModelType.llm, "model_id")
-        return await provider.chat_completion(request.model_copy(update={"model_id": model.provider_resource_id}))
+        return await provider.chat_completion(
+            request.model_copy(update={"model_id": model.provider_resource_id})
+        )
 
     async def chat_completion_stream(
         self, request: ChatCompletionRequest
@@ -170,9 +181,13 @@ class InferenceRouter:
 
     async def completion(self, request: CompletionRequest) -> CompletionResponse:
         model, provider = self._route(request.model_id, ModelType.llm, "model_id")
-        return await provider.completion(request.model_copy(update={"model_id": model.provider_resource_id}))
+        return await provider.completion(
+            request.model_copy(update={"model_id": model.provider_resource_id})
+        )
 
-    async def completion_stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponseStreamChunk]:
+    async def completion_stream(
+        self, request: CompletionRequest
+    ) -> AsyncIterator[CompletionResponseStreamChunk]:
         model, provider = self._route(request.model_id, ModelType.llm, "model_id")
         async for chunk in provider.completion_stream(
             request.model_copy(update={"model_id": model.provider_resource_id})
@@ -181,9 +196,13 @@ class InferenceRouter:
 
     async def embeddings(self, request: EmbeddingsRequest) -> EmbeddingsResponse:
         model, provider = self._route(request.model_id, ModelType.embedding, "model_id")
-        return await provider.embeddings(request.model_copy(update={"model_id": model.provider_resource_id}))
+        return await provider.embeddings(
+            request.model_copy(update={"model_id": model.provider_resource_id})
+        )
 
-    async def batch_chat_completion(self, request: BatchChatCompletionRequest) -> BatchChatCompletionResponse:
+    async def batch_chat_completion(
+        self, request: BatchChatCompletionRequest
+    ) -> BatchChatCompletionResponse:
         # Sent concurrently: the provider batches them (one forward pass per step).
         requests = [
             ChatCompletionRequest(
@@ -216,7 +235,9 @@ class InferenceRouter:
 
     # ---- OpenAI-compatible -------------------------------------------------------------
 
-    async def openai_chat_completion(self, request: OpenAIChatCompletionRequest) -> OpenAIChatCompletion:
+    async def openai_chat_completion(
+        self, request: OpenAIChatCompletionRequest
+    ) -> OpenAIChatCompletion:
         model, provider = self._route(request.model, ModelType.llm, "model")
         result: OpenAIChatCompletion = await provider.openai_chat_completion(
             request.model_copy(update={"model": model.provider_resource_id})
@@ -248,7 +269,9 @@ class InferenceRouter:
         )
         return result.model_copy(update={"model": model.identifier})
 
-    async def openai_completion_stream(self, request: OpenAICompletionRequest) -> AsyncIterator[OpenAICompletion]:
+    async def openai_completion_stream(
+        self, request: OpenAICompletionRequest
+    ) -> AsyncIterator[OpenAICompletion]:
         model, provider = self._route(request.model, ModelType.llm, "model")
         async for chunk in provider.openai_completion_stream(
             request.model_copy(update={"model": model.provider_resource_id})
@@ -264,18 +287,26 @@ class InferenceRouter:
 
     # ---- stored chat completions -------------------------------------------------------
 
-    def _store_completion(self, completion: OpenAIChatCompletion, request: OpenAIChatCompletionRequest) -> None:
+    def _store_completion(
+        self, completion: OpenAIChatCompletion, request: OpenAIChatCompletionRequest
+    ) -> None:
         if self.completions is None:
             return
-        stored = OpenAICompletionWithInputMessages(
-            **completion.model_dump(),
-            input_messages=[m.model_dump() if hasattr(m, "model_dump") else m for m in request.messages],
+        stored = OpenAICompletionWithInputMessages.model_validate(
+            {
+                **completion.model_dump(),
+                "input_messages": [m.model_dump() for m in request.messages],
+            }
         )
         doc = stored.model_dump(mode="json")
         self.completions.put(completion.id, doc)
 
     def list_chat_completions(
-        self, after: str | None = None, limit: int | None = 20, model: str | None = None, order: str = "desc"
+        self,
+        after: str | None = None,
+        limit: int | None = 20,
+        model: str | None = None,
+        order: str = "desc",
     ) -> ListOpenAIChatCompletionResponse:
         if self.completions is None:
             raise BadRequestError("this stack does not store chat completions")
@@ -284,9 +315,13 @@ class InferenceRouter:
         if limit is not None and limit < 1:
             raise BadRequestError(f"limit must be at least 1, got {limit}", field="limit")
         if after is not None and self.completions.get(after) is None:
-            raise NotFoundError(f"chat completion {after!r} (the 'after' cursor) not found", field="after")
+            raise NotFoundError(
+                f"chat completion {after!r} (the 'after' cursor) not found", field="after"
+            )
         where = {"model": model} if model else {}
-        docs, has_more = self.completions.query(where=where, order_by="created", desc=order == "desc", after=after, limit=limit)
+        docs, has_more = self.completions.query(
+            where=where, order_by="created", desc=order == "desc", after=after, limit=limit
+        )
         data = [OpenAICompletionWithInputMessages.model_validate(d) for d in docs]
         return ListOpenAIChatCompletionResponse(
             data=data,
@@ -298,7 +333,9 @@ class InferenceRouter:
     def get_chat_completion(self, completion_id: str) -> OpenAICompletionWithInputMessages:
         doc = self.completions.get(completion_id) if self.completions is not None else None
         if doc is None:
-            raise NotFoundError(f"chat completion {completion_id!r} not found", field="completion_id")
+            raise NotFoundError(
+                f"chat completion {completion_id!r} not found", field="completion_id"
+            )
         return OpenAICompletionWithInputMessages.model_validate(doc)
 
 

@@ -69,26 +69,41 @@ class EchoInferenceProvider:
 
         return ChatCompletionResponse(
             completion_message=CompletionMessage(
-                role="assistant", content=self._reply(request.messages), stop_reason="end_of_turn", tool_calls=[]
+                role="assistant",
+                content=self._reply(request.messages),
+                stop_reason="end_of_turn",
+                tool_calls=[],
             )
         )
 
     async def chat_completion_stream(self, request: Any) -> AsyncIterator[Any]:
-        from stackray.api.inference import ChatCompletionResponseEvent, ChatCompletionResponseStreamChunk, TextDelta
+        from stackray.api.inference import (
+            ChatCompletionResponseEvent,
+            ChatCompletionResponseStreamChunk,
+            TextDelta,
+        )
 
-        yield ChatCompletionResponseStreamChunk(event=ChatCompletionResponseEvent(event_type="start", delta=TextDelta(text="")))
+        yield ChatCompletionResponseStreamChunk(
+            event=ChatCompletionResponseEvent(event_type="start", delta=TextDelta(text=""))
+        )
         for word in self._reply(request.messages).split(" "):
             yield ChatCompletionResponseStreamChunk(
-                event=ChatCompletionResponseEvent(event_type="progress", delta=TextDelta(text=word + " "))
+                event=ChatCompletionResponseEvent(
+                    event_type="progress", delta=TextDelta(text=word + " ")
+                )
             )
         yield ChatCompletionResponseStreamChunk(
-            event=ChatCompletionResponseEvent(event_type="complete", delta=TextDelta(text=""), stop_reason="end_of_turn")
+            event=ChatCompletionResponseEvent(
+                event_type="complete", delta=TextDelta(text=""), stop_reason="end_of_turn"
+            )
         )
 
     async def completion(self, request: Any) -> Any:
         from stackray.api.inference import CompletionResponse
 
-        return CompletionResponse(content=self.config.prefix + _text(request.content), stop_reason="end_of_turn")
+        return CompletionResponse(
+            content=self.config.prefix + _text(request.content), stop_reason="end_of_turn"
+        )
 
     async def completion_stream(self, request: Any) -> AsyncIterator[Any]:
         from stackray.api.inference import CompletionResponseStreamChunk
@@ -139,7 +154,10 @@ class EchoInferenceProvider:
                     "choices": [
                         {
                             "index": 0,
-                            "delta": {"role": "assistant", "content": word + (" " if i < len(words) - 1 else "")},
+                            "delta": {
+                                "role": "assistant",
+                                "content": word + (" " if i < len(words) - 1 else ""),
+                            },
                             "finish_reason": "stop" if i == len(words) - 1 else None,
                         }
                     ],

@@ -21,7 +21,9 @@ from stackray.api.inference import (
     OpenAIEmbeddingUsage,
 )
 from stackray.api.models import Model, ModelType
-from stackray.providers.inline.inference.sentence_transformers.config import SentenceTransformersInferenceConfig
+from stackray.providers.inline.inference.sentence_transformers.config import (
+    SentenceTransformersInferenceConfig,
+)
 from stackray.runtime.batching import MicroBatcher
 
 # Names under which the packaged all-MiniLM-L6-v2 is known.
@@ -55,7 +57,9 @@ class _LoadedModel:
         try:
             self.model = SentenceTransformer(resolve_model_dir(name), device=device)
         except Exception as e:  # unreadable dir, no network for a hub id, ...
-            raise BadRequestError(f"cannot load embedding model {name!r}: {e}", field="provider_model_id") from None
+            raise BadRequestError(
+                f"cannot load embedding model {name!r}: {e}", field="provider_model_id"
+            ) from None
         self.dimension = int(self.model.get_sentence_embedding_dimension() or 0)
         self.max_seq_length = int(self.model.max_seq_length or 512)
         self.batcher: MicroBatcher[str, list[float]] = MicroBatcher(
@@ -64,7 +68,11 @@ class _LoadedModel:
 
     async def _encode_batch(self, texts: list[str]) -> list[list[float]]:
         vectors = await asyncio.to_thread(
-            self.model.encode, texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False
+            self.model.encode,
+            texts,
+            batch_size=len(texts),
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return [v.tolist() for v in vectors]
 
@@ -76,7 +84,9 @@ class _LoadedModel:
 class SentenceTransformersInferenceProvider:
     """Embeddings with sentence-transformers models; concurrent texts share forward passes."""
 
-    def __init__(self, config: SentenceTransformersInferenceConfig, deps: dict[Any, Any], context: Any) -> None:
+    def __init__(
+        self, config: SentenceTransformersInferenceConfig, deps: dict[Any, Any], context: Any
+    ) -> None:
         self.config = config
         self._models: OrderedDict[str, _LoadedModel] = OrderedDict()
         self._load_lock = asyncio.Lock()
@@ -104,7 +114,7 @@ class SentenceTransformersInferenceProvider:
                 "with model_type 'embedding'",
                 field="model_type",
             )
-        loaded = await self._model(model.provider_resource_id)
+        loaded = await self._model(model.provider_resource_id or model.identifier)
         metadata = dict(model.metadata or {})
         metadata.setdefault("embedding_dimension", loaded.dimension)
         metadata.setdefault("context_length", loaded.max_seq_length)
@@ -150,24 +160,32 @@ class SentenceTransformersInferenceProvider:
     async def embeddings(self, request: EmbeddingsRequest) -> EmbeddingsResponse:
         texts = [_content_text(c) for c in request.contents]
         truncation = request.text_truncation.value if request.text_truncation is not None else None
-        vectors, _ = await self._embed(request.model_id, texts, truncation, request.output_dimension, "contents")
+        vectors, _ = await self._embed(
+            request.model_id, texts, truncation, request.output_dimension, "contents"
+        )
         return EmbeddingsResponse(embeddings=vectors)
 
     async def openai_embeddings(self, request: OpenAIEmbeddingsRequest) -> OpenAIEmbeddingsResponse:
         texts = [request.input] if isinstance(request.input, str) else list(request.input)
         if request.encoding_format not in (None, "float", "base64"):
             raise BadRequestError(
-                f"encoding_format must be 'float' or 'base64', got {request.encoding_format!r}", field="encoding_format"
+                f"encoding_format must be 'float' or 'base64', got {request.encoding_format!r}",
+                field="encoding_format",
             )
         vectors, tokens = await self._embed(request.model, texts, None, request.dimensions, "input")
         data = [
             OpenAIEmbeddingData(
-                embedding=_b64(v) if request.encoding_format == "base64" else v, index=i, object="embedding"
+                embedding=_b64(v) if request.encoding_format == "base64" else v,
+                index=i,
+                object="embedding",
             )
             for i, v in enumerate(vectors)
         ]
         return OpenAIEmbeddingsResponse(
-            data=data, model=request.model, object="list", usage=OpenAIEmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
+            data=data,
+            model=request.model,
+            object="list",
+            usage=OpenAIEmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
         )
 
 

@@ -8,17 +8,27 @@ class TransformersInferenceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    device: str = Field(default="auto", description="'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1' ...")
-    max_batch_size: int = Field(default=8, ge=1, description="Most sequences decoded together in one batch.")
+    device: str = Field(
+        default="auto", description="'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1' ..."
+    )
+    max_batch_size: int = Field(
+        default=8, ge=1, description="Most sequences decoded together in one batch."
+    )
     batch_wait_ms: float = Field(
         default=5.0, ge=0, description="How long a new request waits for others to share its batch."
     )
     default_max_tokens: int = Field(
-        default=512, ge=1, description="Tokens generated when a request sets no max_tokens (bounded by the context)."
+        default=512,
+        ge=1,
+        description="Tokens generated when a request sets no max_tokens (bounded by the context).",
     )
-    max_loaded_models: int = Field(default=2, ge=1, description="Models kept in memory at once (least recently used go first).")
+    max_loaded_models: int = Field(
+        default=2, ge=1, description="Models kept in memory at once (least recently used go first)."
+    )
     num_threads: int | None = Field(
-        default=None, ge=1, description="Torch CPU threads; default all cores of the node (Ray would otherwise set 1)."
+        default=None,
+        ge=1,
+        description="Torch CPU threads; default all cores of the node (Ray would otherwise set 1).",
     )
     cache_dir: str | None = Field(
         default=None,

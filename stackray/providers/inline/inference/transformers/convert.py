@@ -29,7 +29,11 @@ from stackray.api.common import (
 from stackray.api.errors import BadRequestError
 from stackray.api.inference import ChatCompletionRequest, OpenAIChatCompletionRequest
 
-FINISH_TO_STOP = {"eos": StopReason.end_of_turn, "stop": StopReason.end_of_turn, "length": StopReason.out_of_tokens}
+FINISH_TO_STOP = {
+    "eos": StopReason.end_of_turn,
+    "stop": StopReason.end_of_turn,
+    "length": StopReason.out_of_tokens,
+}
 FINISH_TO_OPENAI = {"eos": "stop", "stop": "stop", "length": "length"}
 
 
@@ -71,7 +75,10 @@ def content_text(content: Any, field_name: str = "content") -> str:
     kind = getattr(content, "type", None)
     if kind == "text":
         return str(content.text)
-    raise BadRequestError(f"this model takes text only; got {kind or type(content).__name__} content", field=field_name)
+    raise BadRequestError(
+        f"this model takes text only; got {kind or type(content).__name__} content",
+        field=field_name,
+    )
 
 
 # ---- Llama Stack -> plan ---------------------------------------------------------------
@@ -100,9 +107,20 @@ def tool_definition_to_openai(tool: ToolDefinition) -> dict[str, Any]:
     }
 
 
-_JSON_TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
-               "number": "number", "bool": "boolean", "boolean": "boolean", "list": "array", "array": "array",
-               "dict": "object", "object": "object"}
+_JSON_TYPES = {
+    "str": "string",
+    "string": "string",
+    "int": "integer",
+    "integer": "integer",
+    "float": "number",
+    "number": "number",
+    "bool": "boolean",
+    "boolean": "boolean",
+    "list": "array",
+    "array": "array",
+    "dict": "object",
+    "object": "object",
+}
 
 
 def _json_type(param_type: str) -> str:
@@ -114,7 +132,10 @@ def _tool_call_to_openai(call: ToolCall) -> dict[str, Any]:
     return {
         "id": call.call_id,
         "type": "function",
-        "function": {"name": str(getattr(call.tool_name, "value", call.tool_name)), "arguments": args},
+        "function": {
+            "name": str(getattr(call.tool_name, "value", call.tool_name)),
+            "arguments": args,
+        },
     }
 
 
@@ -135,13 +156,21 @@ def llama_messages_to_dicts(messages: list[Any]) -> list[dict[str, Any]]:
                 msg["tool_calls"] = [_tool_call_to_openai(c) for c in m.tool_calls]
             out.append(msg)
         elif isinstance(m, ToolResponseMessage):
-            out.append({"role": "tool", "tool_call_id": m.call_id, "content": content_text(m.content, where)})
+            out.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": m.call_id,
+                    "content": content_text(m.content, where),
+                }
+            )
         else:  # pragma: no cover - the request model admits only the four roles
             raise BadRequestError(f"unsupported message {type(m).__name__}", field=f"messages[{i}]")
     return out
 
 
-def sampling_from_params(params: SamplingParams | None) -> tuple[dict[str, Any], int | None, list[str]]:
+def sampling_from_params(
+    params: SamplingParams | None,
+) -> tuple[dict[str, Any], int | None, list[str]]:
     params = params or SamplingParams()
     strategy = params.strategy
     sampling: dict[str, Any] = {"strategy": strategy.type}
@@ -150,16 +179,25 @@ def sampling_from_params(params: SamplingParams | None) -> tuple[dict[str, Any],
         if temperature <= 0:
             sampling = {"strategy": "greedy"}
         else:
-            sampling.update(temperature=temperature, top_p=strategy.top_p if strategy.top_p is not None else 0.95)
+            sampling.update(
+                temperature=temperature,
+                top_p=strategy.top_p if strategy.top_p is not None else 0.95,
+            )
             if not 0 < sampling["top_p"] <= 1:
-                raise BadRequestError("top_p must be in (0, 1]", field="sampling_params.strategy.top_p")
+                raise BadRequestError(
+                    "top_p must be in (0, 1]", field="sampling_params.strategy.top_p"
+                )
     elif strategy.type == "top_k":
         if strategy.top_k < 1:
-            raise BadRequestError("top_k must be at least 1", field="sampling_params.strategy.top_k")
+            raise BadRequestError(
+                "top_k must be at least 1", field="sampling_params.strategy.top_k"
+            )
         sampling.update(top_k=strategy.top_k, temperature=1.0)
     if params.repetition_penalty is not None:
         if params.repetition_penalty <= 0:
-            raise BadRequestError("repetition_penalty must be positive", field="sampling_params.repetition_penalty")
+            raise BadRequestError(
+                "repetition_penalty must be positive", field="sampling_params.repetition_penalty"
+            )
         sampling["repetition_penalty"] = params.repetition_penalty
     max_tokens = params.max_tokens or None
     if max_tokens is not None and max_tokens < 0:
@@ -222,8 +260,11 @@ def openai_sampling(request: Any, field_prefix: str = "") -> dict[str, Any]:
     if temperature == 0:
         sampling: dict[str, Any] = {"strategy": "greedy"}
     else:
-        sampling = {"strategy": "top_p", "temperature": 1.0 if temperature is None else temperature,
-                    "top_p": 1.0 if top_p is None else top_p}
+        sampling = {
+            "strategy": "top_p",
+            "temperature": 1.0 if temperature is None else temperature,
+            "top_p": 1.0 if top_p is None else top_p,
+        }
     if request.seed is not None:
         sampling["seed"] = request.seed
     if request.frequency_penalty or request.presence_penalty:
@@ -268,7 +309,9 @@ def _openai_content_text(content: Any, where: str) -> str:
     parts = []
     for part in content:
         if part.get("type") != "text":
-            raise BadRequestError(f"this model takes text only; got {part.get('type')} content", field=where)
+            raise BadRequestError(
+                f"this model takes text only; got {part.get('type')} content", field=where
+            )
         parts.append(part.get("text", ""))
     return "".join(parts)
 
@@ -280,20 +323,31 @@ def plan_from_openai_chat(request: OpenAIChatCompletionRequest) -> ChatPlan:
         tools = [{"type": "function", "function": f} for f in request.functions]
     for i, t in enumerate(tools or []):
         if t.get("type", "function") != "function" or "name" not in (t.get("function") or {}):
-            raise BadRequestError("each tool must be {type: function, function: {name, parameters}}", field=f"tools[{i}]")
+            raise BadRequestError(
+                "each tool must be {type: function, function: {name, parameters}}",
+                field=f"tools[{i}]",
+            )
     choice_raw = request.tool_choice if request.tool_choice is not None else request.function_call
     choice: str | None = "auto"
     if isinstance(choice_raw, str):
         if choice_raw not in ("auto", "none", "required"):
-            raise BadRequestError("tool_choice must be auto, none, required or a function", field="tool_choice")
+            raise BadRequestError(
+                "tool_choice must be auto, none, required or a function", field="tool_choice"
+            )
         choice = choice_raw
     elif isinstance(choice_raw, dict):
         name = (choice_raw.get("function") or {}).get("name") or choice_raw.get("name")
         if not name:
             raise BadRequestError("tool_choice names no function", field="tool_choice")
         choice = name
-    if tools and choice not in ("auto", "none", "required") and choice not in {t["function"]["name"] for t in tools}:
-        raise BadRequestError(f"tool_choice names {choice!r}, which is not among the tools", field="tool_choice")
+    if (
+        tools
+        and choice not in ("auto", "none", "required")
+        and choice not in {t["function"]["name"] for t in tools}
+    ):
+        raise BadRequestError(
+            f"tool_choice names {choice!r}, which is not among the tools", field="tool_choice"
+        )
     if not tools or choice == "none":
         tools, choice = None, None
     schema = None
@@ -362,7 +416,9 @@ def llama_logprobs(entries: list[dict[str, float]] | None) -> list[TokenLogProbs
     return [TokenLogProbs(logprobs_by_token=e) for e in entries]
 
 
-def openai_logprobs(tokens: list[str], entries: list[dict[str, float]] | None) -> dict[str, Any] | None:
+def openai_logprobs(
+    tokens: list[str], entries: list[dict[str, float]] | None
+) -> dict[str, Any] | None:
     if entries is None:
         return None
     content = []
@@ -372,7 +428,9 @@ def openai_logprobs(tokens: list[str], entries: list[dict[str, float]] | None) -
                 "token": token,
                 "logprob": top.get(token, max(top.values()) if top else 0.0),
                 "bytes": list(token.encode()),
-                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top.items()],
+                "top_logprobs": [
+                    {"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top.items()
+                ],
             }
         )
     return {"content": content}

@@ -24,6 +24,7 @@ from stackray.api.inference import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatCompletionResponseEvent,
+    ChatCompletionResponseEventType,
     ChatCompletionResponseStreamChunk,
     CompletionRequest,
     CompletionResponse,
@@ -58,9 +59,15 @@ class Generated:
 class TransformersInferenceProvider:
     """Serves LLMs with transformers; embeddings belong to `inline::sentence-transformers`."""
 
-    def __init__(self, config: TransformersInferenceConfig, deps: dict[Any, Any], context: Any) -> None:
+    def __init__(
+        self, config: TransformersInferenceConfig, deps: dict[Any, Any], context: Any
+    ) -> None:
         self.config = config
-        self.cache_dir = Path(os.path.expanduser(config.cache_dir)) if config.cache_dir else context.data_dir / "cache"
+        self.cache_dir = (
+            Path(os.path.expanduser(config.cache_dir))
+            if config.cache_dir
+            else context.data_dir / "cache"
+        )
         self._engines: OrderedDict[str, Any] = OrderedDict()
         self._load_lock = asyncio.Lock()
         if config.num_threads or (os.cpu_count() or 1) > 1:
@@ -107,7 +114,7 @@ class TransformersInferenceProvider:
                 f"(model {model.identifier!r})",
                 field="model_type",
             )
-        engine = await self._engine(model.provider_resource_id)
+        engine = await self._engine(model.provider_resource_id or model.identifier)
         metadata = dict(model.metadata or {})
         metadata.setdefault("context_length", engine.context_length)
         return model.model_copy(update={"metadata": metadata})
@@ -166,12 +173,17 @@ class TransformersInferenceProvider:
     def _tool_calls(self, plan: ChatPlan, text: str) -> tuple[str, list[Any]]:
         if not plan.tools:
             return text, []
-        from stackray.providers.inline.inference.transformers.engine import ParsedToolCall, parse_tool_calls
+        from stackray.providers.inline.inference.transformers.engine import (
+            ParsedToolCall,
+            parse_tool_calls,
+        )
 
         if plan.forces_tool_call:
             try:
                 obj = json.loads(text)
-                return "", [ParsedToolCall(name=obj["name"], arguments=obj.get("arguments") or {}, raw=text)]
+                return "", [
+                    ParsedToolCall(name=obj["name"], arguments=obj.get("arguments") or {}, raw=text)
+                ]
             except (ValueError, KeyError, TypeError):
                 pass
         return parse_tool_calls(text, plan.tool_names)
@@ -200,13 +212,17 @@ class TransformersInferenceProvider:
             metrics=self._metrics(g),
         )
 
-    async def chat_completion_stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionResponseStreamChunk]:
+    async def chat_completion_stream(
+        self, request: ChatCompletionRequest
+    ) -> AsyncIterator[ChatCompletionResponseStreamChunk]:
         plan = convert.plan_from_chat_request(request)
         _, chunks = await self._chat_stream(request.model_id, plan)
 
         def event(kind: str, delta: Any, **kw: Any) -> ChatCompletionResponseStreamChunk:
             return ChatCompletionResponseStreamChunk(
-                event=ChatCompletionResponseEvent(event_type=kind, delta=delta, **kw)
+                event=ChatCompletionResponseEvent(
+                    event_type=ChatCompletionResponseEventType(kind), delta=delta, **kw
+                )
             )
 
         yield event("start", TextDelta(text=""))
@@ -218,14 +234,21 @@ class TransformersInferenceProvider:
             if held and _decided_plain(text):
                 held = False
             if not held and (len(text) > sent or c.logprobs):
-                yield event("progress", TextDelta(text=text[sent:]), logprobs=convert.llama_logprobs(c.logprobs))
+                yield event(
+                    "progress",
+                    TextDelta(text=text[sent:]),
+                    logprobs=convert.llama_logprobs(c.logprobs),
+                )
                 sent = len(text)
         content, calls = self._tool_calls(plan, text)
         if calls:
             if held and content.strip():
                 yield event("progress", TextDelta(text=content))
             for call in convert.to_llama_tool_calls(calls):
-                yield event("progress", ToolCallDelta(tool_call=call, parse_status=ToolCallParseStatus.succeeded))
+                yield event(
+                    "progress",
+                    ToolCallDelta(tool_call=call, parse_status=ToolCallParseStatus.succeeded),
+                )
         elif len(text) > sent:
             yield event("progress", TextDelta(text=text[sent:]))
         finish = last.finish_reason if last is not None and last.finish_reason else "eos"
@@ -254,7 +277,9 @@ class TransformersInferenceProvider:
         plan = self._completion_plan(request)
         engine = await self._engine(request.model_id)
         prompt = convert.content_text(request.content)
-        g = await self._collect(engine.generate(self._request(engine, plan, prompt, raw=True)), plan.logprobs_top_k > 0)
+        g = await self._collect(
+            engine.generate(self._request(engine, plan, prompt, raw=True)), plan.logprobs_top_k > 0
+        )
         return CompletionResponse(
             content=g.text,
             stop_reason=convert.FINISH_TO_STOP[g.finish_reason],
@@ -262,12 +287,16 @@ class TransformersInferenceProvider:
             metrics=self._metrics(g),
         )
 
-    async def completion_stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponseStreamChunk]:
+    async def completion_stream(
+        self, request: CompletionRequest
+    ) -> AsyncIterator[CompletionResponseStreamChunk]:
         plan = self._completion_plan(request)
         engine = await self._engine(request.model_id)
         prompt = convert.content_text(request.content)
         async for c in engine.generate(self._request(engine, plan, prompt, raw=True)):
-            chunk = CompletionResponseStreamChunk(delta=c.text, logprobs=convert.llama_logprobs(c.logprobs))
+            chunk = CompletionResponseStreamChunk(
+                delta=c.text, logprobs=convert.llama_logprobs(c.logprobs)
+            )
             if c.finish_reason is not None:
                 chunk.stop_reason = convert.FINISH_TO_STOP[c.finish_reason]
                 chunk.metrics = self._metrics(c)
@@ -275,15 +304,22 @@ class TransformersInferenceProvider:
 
     # ---- OpenAI chat -------------------------------------------------------------------
 
-    async def openai_chat_completion(self, request: OpenAIChatCompletionRequest) -> OpenAIChatCompletion:
+    async def openai_chat_completion(
+        self, request: OpenAIChatCompletionRequest
+    ) -> OpenAIChatCompletion:
         plan = convert.plan_from_openai_chat(request)
         engine, chunks = await self._chat_stream(request.model, plan)
         g = await self._collect(chunks, plan.logprobs_top_k > 0)
         content, calls = self._tool_calls(plan, g.text)
-        message: dict[str, Any] = {"role": "assistant", "content": content if content or not calls else None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": content if content or not calls else None,
+        }
         if calls:
             message["tool_calls"] = convert.to_openai_tool_calls(calls)
-        tokens = [engine.tokenizer.decode([t]) for t in g.token_ids] if g.logprobs is not None else []
+        tokens = (
+            [engine.tokenizer.decode([t]) for t in g.token_ids] if g.logprobs is not None else []
+        )
         return OpenAIChatCompletion.model_validate(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -294,7 +330,9 @@ class TransformersInferenceProvider:
                     {
                         "index": 0,
                         "message": message,
-                        "finish_reason": "tool_calls" if calls else convert.FINISH_TO_OPENAI[g.finish_reason],
+                        "finish_reason": "tool_calls"
+                        if calls
+                        else convert.FINISH_TO_OPENAI[g.finish_reason],
                         "logprobs": convert.openai_logprobs(tokens, g.logprobs),
                     }
                 ],
@@ -302,17 +340,32 @@ class TransformersInferenceProvider:
             }
         )
 
-    async def openai_chat_completion_stream(self, request: OpenAIChatCompletionRequest) -> AsyncIterator[OpenAIChatCompletionChunk]:
+    async def openai_chat_completion_stream(
+        self, request: OpenAIChatCompletionRequest
+    ) -> AsyncIterator[OpenAIChatCompletionChunk]:
         plan = convert.plan_from_openai_chat(request)
         engine, chunks = await self._chat_stream(request.model, plan)
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         include_usage = bool((request.stream_options or {}).get("include_usage"))
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None, usage: Any = None,
-                  choices: bool = True) -> OpenAIChatCompletionChunk:
-            data: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": request.model,
-                                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": logprobs}]
-                                    if choices else []}
+        def chunk(
+            delta: dict[str, Any],
+            finish: str | None = None,
+            logprobs: Any = None,
+            usage: Any = None,
+            choices: bool = True,
+        ) -> OpenAIChatCompletionChunk:
+            data: dict[str, Any] = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": request.model,
+                "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": logprobs}
+                ]
+                if choices
+                else [],
+            }
             if usage is not None:
                 data["usage"] = usage
             return OpenAIChatCompletionChunk.model_validate(data)
@@ -327,7 +380,9 @@ class TransformersInferenceProvider:
             if not held and (len(text) > sent or c.logprobs):
                 lp = None
                 if c.logprobs:
-                    lp = convert.openai_logprobs([engine.tokenizer.decode([t]) for t in c.token_ids], c.logprobs)
+                    lp = convert.openai_logprobs(
+                        [engine.tokenizer.decode([t]) for t in c.token_ids], c.logprobs
+                    )
                 yield chunk({"content": text[sent:]}, logprobs=lp)
                 sent = len(text)
         content, calls = self._tool_calls(plan, text)
@@ -337,21 +392,29 @@ class TransformersInferenceProvider:
             yield chunk({"tool_calls": convert.to_openai_tool_calls(calls, with_index=True)})
         elif len(text) > sent:
             yield chunk({"content": text[sent:]})
-        finish = "tool_calls" if calls else convert.FINISH_TO_OPENAI[(last.finish_reason if last else None) or "eos"]
+        finish = (
+            "tool_calls"
+            if calls
+            else convert.FINISH_TO_OPENAI[(last.finish_reason if last else None) or "eos"]
+        )
         yield chunk({}, finish=finish)
         if include_usage and last is not None:
             yield chunk({}, usage=_usage(last), choices=False)
 
     # ---- OpenAI completions ------------------------------------------------------------
 
-    def _openai_completion_plan(self, request: OpenAICompletionRequest) -> tuple[ChatPlan, list[Any]]:
+    def _openai_completion_plan(
+        self, request: OpenAICompletionRequest
+    ) -> tuple[ChatPlan, list[Any]]:
         convert._check_n(request.n)
         if request.best_of not in (None, 1):
             raise BadRequestError("only best_of=1 is supported", field="best_of")
         if request.suffix:
             raise BadRequestError("suffix is not supported by inline::transformers", field="suffix")
         if request.guided_choice:
-            raise BadRequestError("guided_choice is not supported by inline::transformers", field="guided_choice")
+            raise BadRequestError(
+                "guided_choice is not supported by inline::transformers", field="guided_choice"
+            )
         prompt = request.prompt
         if isinstance(prompt, str):
             prompts: list[Any] = [prompt]
@@ -383,17 +446,31 @@ class TransformersInferenceProvider:
         plan, prompts = self._openai_completion_plan(request)
         engine = await self._engine(request.model)
         results = await asyncio.gather(
-            *(self._collect(engine.generate(self._request(engine, plan, p, raw=True)), plan.logprobs_top_k > 0) for p in prompts)
+            *(
+                self._collect(
+                    engine.generate(self._request(engine, plan, p, raw=True)),
+                    plan.logprobs_top_k > 0,
+                )
+                for p in prompts
+            )
         )
         choices = []
         for i, (p, g) in enumerate(zip(prompts, results, strict=True)):
             text = g.text
             if request.echo:
                 text = (p if isinstance(p, str) else engine.tokenizer.decode(p)) + text
-            tokens = [engine.tokenizer.decode([t]) for t in g.token_ids] if g.logprobs is not None else []
+            tokens = (
+                [engine.tokenizer.decode([t]) for t in g.token_ids]
+                if g.logprobs is not None
+                else []
+            )
             choices.append(
-                {"index": i, "text": text, "finish_reason": convert.FINISH_TO_OPENAI[g.finish_reason],
-                 "logprobs": convert.openai_logprobs(tokens, g.logprobs)}
+                {
+                    "index": i,
+                    "text": text,
+                    "finish_reason": convert.FINISH_TO_OPENAI[g.finish_reason],
+                    "logprobs": convert.openai_logprobs(tokens, g.logprobs),
+                }
             )
         prompt_tokens = sum(g.prompt_tokens for g in results)
         completion_tokens = sum(g.completion_tokens for g in results)
@@ -404,12 +481,17 @@ class TransformersInferenceProvider:
                 "created": int(time.time()),
                 "model": request.model,
                 "choices": choices,
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens},
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
             }
         )
 
-    async def openai_completion_stream(self, request: OpenAICompletionRequest) -> AsyncIterator[OpenAICompletion]:
+    async def openai_completion_stream(
+        self, request: OpenAICompletionRequest
+    ) -> AsyncIterator[OpenAICompletion]:
         plan, prompts = self._openai_completion_plan(request)
         if len(prompts) > 1:
             raise BadRequestError("streaming takes a single prompt", field="prompt")
@@ -419,17 +501,29 @@ class TransformersInferenceProvider:
             p = prompts[0]
             echoed = p if isinstance(p, str) else engine.tokenizer.decode(p)
             yield OpenAICompletion.model_validate(
-                {"id": cid, "created": created, "model": request.model,
-                 "choices": [{"index": 0, "text": echoed, "finish_reason": None}]}
+                {
+                    "id": cid,
+                    "created": created,
+                    "model": request.model,
+                    "choices": [{"index": 0, "text": echoed, "finish_reason": None}],
+                }
             )
         async for c in engine.generate(self._request(engine, plan, prompts[0], raw=True)):
             lp = None
             if c.logprobs:
-                lp = convert.openai_logprobs([engine.tokenizer.decode([t]) for t in c.token_ids], c.logprobs)
+                lp = convert.openai_logprobs(
+                    [engine.tokenizer.decode([t]) for t in c.token_ids], c.logprobs
+                )
             finish = convert.FINISH_TO_OPENAI[c.finish_reason] if c.finish_reason else None
             yield OpenAICompletion.model_validate(
-                {"id": cid, "created": created, "model": request.model,
-                 "choices": [{"index": 0, "text": c.text, "finish_reason": finish, "logprobs": lp}]}
+                {
+                    "id": cid,
+                    "created": created,
+                    "model": request.model,
+                    "choices": [
+                        {"index": 0, "text": c.text, "finish_reason": finish, "logprobs": lp}
+                    ],
+                }
             )
 
     # ---- not served here ---------------------------------------------------------------
@@ -448,7 +542,9 @@ def _decided_plain(text: str) -> bool:
         return False
     if stripped[0] in "{[":
         return False
-    if "<tool_call>".startswith(stripped[: len("<tool_call>")]) or stripped.startswith("<tool_call>"):
+    if "<tool_call>".startswith(stripped[: len("<tool_call>")]) or stripped.startswith(
+        "<tool_call>"
+    ):
         return False
     return True
 
