@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackray.deployments.logs import quiet_client_errors
 from stackray.runtime.config import parse_config
 from stackray.runtime.routers.inference import InferenceRouter
 from stackray.runtime.stack import (
@@ -18,6 +19,7 @@ class InferenceDeployment(InferenceRouter):
     """Serves the inference and models APIs; model servers are reached through handles."""
 
     async def __init__(self, config: dict[str, Any], model_servers: dict[str, Any]) -> None:  # type: ignore[misc]
+        quiet_client_errors()
         stack = parse_config(config, "<deployed config>")
         providers = await build_inference_providers(stack, model_servers)
         InferenceRouter.__init__(

@@ -11,6 +11,7 @@ from typing import Any
 
 from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
+from stackray.deployments.logs import quiet_client_errors
 from stackray.runtime.config import parse_config
 from stackray.runtime.resolver import instantiate_provider
 
@@ -19,6 +20,7 @@ class ModelServerDeployment:
     """Hosts one inline model provider; every public method of the provider is callable."""
 
     async def __init__(self, config: dict[str, Any], api: str, provider_id: str) -> None:  # type: ignore[misc]
+        quiet_client_errors()
         stack = parse_config(config, "<deployed config>")
         api_enum = Api(api)
         matches = [p for p in stack.providers_of(api_enum) if p.provider_id == provider_id]
