@@ -319,6 +319,63 @@ def wait_http(url: str, timeout: float, interval: float = 0.1) -> float:
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s (last: {last})")
 
 
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds used) of a process, from /proc; None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # after the command name: state ppid ... utime (12th) stime (13th)
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_name(pid: int) -> str:
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    first = args[0].decode(errors="replace") if args and args[0] else "?"
+    if first.startswith("ray::"):
+        return first.split()[0]
+    if "python" in Path(first).name and len(args) > 1 and args[1]:
+        second = args[1].decode(errors="replace")
+        return Path(second).name if not second.startswith("-") else Path(first).name
+    return Path(first).name
+
+
+def cpu_by_process(root: int | None = None) -> dict[str, float]:
+    """CPU seconds used so far by `root` (default: this process) and all its descendants,
+    summed by process name ('ray::ProxyActor', 'raylet', ...; this process is 'driver').
+    Linux only; empty elsewhere."""
+    root = os.getpid() if root is None else root
+    if not Path("/proc").is_dir():
+        return {}
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            st = _proc_stat(int(entry.name))
+            if st is not None:
+                stats[int(entry.name)] = st
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    out: dict[str, float] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in stats:
+            continue
+        name = "driver" if pid == root else _proc_name(pid)
+        out[name] = out.get(name, 0.0) + stats[pid][1]
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per process name between two `cpu_by_process` snapshots."""
+    return {k: after[k] - before.get(k, 0.0) for k in after if after[k] - before.get(k, 0.0) > 0}
+
+
 # ---- stacks -------------------------------------------------------------------------------
 
 ECHO_PROVIDER = {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,15 @@ async def measure(base_url: str, data_dir: Path, duration: float) -> list[dict[s
     rows: list[dict[str, Any]] = []
 
     async def run(target: str, endpoint: str, conc: int, call: c.Call, warmup: int) -> None:
-        result = await c.run_load(call, conc, duration=duration, warmup=warmup)
+        await c.run_load(call, conc, requests=warmup)
+        before = c.cpu_by_process()
+        result = await c.run_load(call, conc, duration=duration)
+        cpu = c.cpu_delta(before, c.cpu_by_process())
         row = {"target": target, "endpoint": endpoint, **result.summary()}
+        if result.requests:
+            row["cpu_ms_per_request"] = {
+                k: round(1000 * v / result.requests, 3) for k, v in sorted(cpu.items())
+            }
         rows.append(row)
         print(
             f"  {target:<14} {endpoint:<12} c={conc:<3} {result.throughput:8.1f} req/s  "
@@ -92,6 +100,7 @@ def child(duration: float, out: str) -> int:
     with tempfile.TemporaryDirectory(prefix="stackray-bench-") as tmp:
         config = c.stack_config(Path(tmp) / "stack", [c.ECHO_PROVIDER], [c.ECHO_MODEL])
         with c.running_stack(config, extra_apps={"/_floor": c.serve_floor_app()}) as url:
+            time.sleep(3)  # let the controller and agents settle after the deploy
             rows = asyncio.run(measure(url, Path(tmp) / "direct", duration))
     Path(out).write_text(json.dumps(rows))
     return 0
@@ -175,6 +184,42 @@ def overhead_table(setting: str, rows: list[dict[str, Any]]) -> str:
     )
 
 
+CPU_GROUPS = [
+    ("proxy", "ProxyActor"),
+    ("gateway", "stackray:gateway"),
+    ("inference", "stackray:inference"),
+    ("floor", ":floor"),
+    ("client", "driver"),
+]
+
+
+def cpu_groups(row: dict[str, Any]) -> list[float]:
+    """CPU ms per request of `row` by part of the path, then the rest of Ray, then the total."""
+    cpu = dict(row.get("cpu_ms_per_request") or {})
+    if not cpu:
+        return [float("nan")] * (len(CPU_GROUPS) + 2)
+    total = sum(cpu.values())
+    out = []
+    for _, key in CPU_GROUPS:
+        out.append(sum(v for k, v in list(cpu.items()) if key in k))
+        cpu = {k: v for k, v in cpu.items() if key not in k}
+    return [*out, sum(cpu.values()), total]
+
+
+def cpu_table(setting: str, rows: list[dict[str, Any]]) -> str:
+    table = []
+    for conc in CONCURRENCY:
+        for target, endpoint in [("serve-floor", "-")] + [("stack", e) for e in ENDPOINTS]:
+            row = find(rows, target, endpoint, conc)
+            name = f"{endpoint} c={conc}" if target == "stack" else f"serve floor c={conc}"
+            table.append([name, *(c.fmt(v, 2) for v in cpu_groups(row))])
+    return c.format_table(
+        ["path", *(g for g, _ in CPU_GROUPS), "other ray", "total"],
+        table,
+        title=f"CPU ms per request by process ({setting}; client = this process's load generator)",
+    )
+
+
 def settings_table(results: dict[str, list[dict[str, Any]]]) -> str:
     base, opt = results["default"], results["throughput-optimized"]
     table = []
@@ -255,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for setting, rows in results.items():
         print(overhead_table(setting, rows))
+        print()
+        print(cpu_table(setting, rows))
         print()
     if len(results) == 2:
         print(settings_table(results))
