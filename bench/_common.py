@@ -439,12 +439,16 @@ def running_stack(
     config: dict[str, Any],
     num_cpus: int = 4,
     extra_apps: dict[str, Any] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Iterator[str]:
     """Start Ray, Serve and the stack for `config` in this process; yield the base URL.
 
     `extra_apps` maps route prefixes to other Serve applications deployed beside it
     (e.g. a trivial deployment as a floor). Ray and Serve are shut down on exit.
+    `timings`, when given, receives `start_s` and `shutdown_s`.
     """
+    timings = {} if timings is None else timings
+    t0 = time.perf_counter()
     quiet_environment()
     import ray
     from ray import serve
@@ -464,10 +468,13 @@ def running_stack(
         for i, (prefix, app) in enumerate((extra_apps or {}).items()):
             serve.run(app, name=f"extra{i}", route_prefix=prefix)
         serve.run(build_app({"stack": config}), name="stackray", route_prefix="/")
+        timings["start_s"] = time.perf_counter() - t0
         yield f"http://127.0.0.1:{port}"
     finally:
+        t1 = time.perf_counter()
         with contextlib.suppress(Exception):
             serve.shutdown()
+        timings["shutdown_s"] = time.perf_counter() - t1
         ray.shutdown()
 
 
