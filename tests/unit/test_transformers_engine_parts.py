@@ -275,3 +275,36 @@ def test_resolve_bad_source_names_what_was_tried(tmp_path: Path) -> None:
         resolve_model_source(str(not_gguf))
     with pytest.raises(BadRequestError):
         resolve_model_source(str(tmp_path))  # a directory without config.json
+
+
+# ----------------------------------------------------------------------------- model cache
+
+
+class _FakeSaveable:
+    """Writes a file per `save_pretrained`, like a model or tokenizer would."""
+
+    def __init__(self, filename: str, content: str) -> None:
+        self.filename, self.content = filename, content
+
+    def save_pretrained(self, directory: str) -> None:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / self.filename).write_text(self.content)
+
+
+def test_cache_entry_written_atomically_and_race_is_harmless(tmp_path: Path) -> None:
+    from stackray.providers.inline.inference.transformers import loader
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    entry = loader.gguf_cache_dir(tmp_path / "cache", gguf)
+    first = (_FakeSaveable("config.json", "{}"), _FakeSaveable("tokenizer.json", "a"))
+    loader._write_cache_entry(*first, entry, gguf)
+    assert loader._is_complete_entry(entry)
+    # A second process finishing later finds the entry in place and keeps the first copy.
+    second = (_FakeSaveable("config.json", "{}"), _FakeSaveable("tokenizer.json", "b"))
+    loader._write_cache_entry(*second, entry, gguf)
+    assert (entry / "tokenizer.json").read_text() == "a"
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]  # no temp dirs left
+    # A changed file gets a new key.
+    gguf.write_bytes(b"GGUF2")
+    assert loader.gguf_cache_dir(tmp_path / "cache", gguf) != entry
