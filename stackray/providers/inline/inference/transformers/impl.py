@@ -91,7 +91,7 @@ class TransformersInferenceProvider:
             return self._engines[name]
 
     def _load(self, name: str) -> Any:
-        from stackray.providers.inline.inference.transformers.engine import TransformersEngine
+        from stackray.providers.inline.inference.transformers import TransformersEngine
 
         return TransformersEngine(
             name,
@@ -130,7 +130,7 @@ class TransformersInferenceProvider:
     # ---- generation --------------------------------------------------------------------
 
     def _request(self, engine: Any, plan: ChatPlan | None, prompt: Any, raw: bool = False) -> Any:
-        from stackray.providers.inline.inference.transformers.engine import (
+        from stackray.providers.inline.inference.transformers import (
             GenerationRequest,
             SamplingConfig,
             tool_call_json_schema,
@@ -173,10 +173,7 @@ class TransformersInferenceProvider:
     def _tool_calls(self, plan: ChatPlan, text: str) -> tuple[str, list[Any]]:
         if not plan.tools:
             return text, []
-        from stackray.providers.inline.inference.transformers.engine import (
-            ParsedToolCall,
-            parse_tool_calls,
-        )
+        from stackray.providers.inline.inference.transformers import ParsedToolCall, parse_tool_calls
 
         if plan.forces_tool_call:
             try:
