@@ -352,7 +352,8 @@ def completion_from_chunks(chunks: list[OpenAIChatCompletionChunk]) -> OpenAICha
             for j, call in enumerate(choice.delta.tool_calls or []):
                 index = call.index if call.index is not None else j
                 slot = tool_calls.setdefault(i, {}).setdefault(
-                    index, {"id": call.id, "type": "function", "function": {"name": "", "arguments": ""}}
+                    index,
+                    {"id": call.id, "type": "function", "function": {"name": "", "arguments": ""}},
                 )
                 if call.id:
                     slot["id"] = call.id

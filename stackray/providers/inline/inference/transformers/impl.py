@@ -173,7 +173,10 @@ class TransformersInferenceProvider:
     def _tool_calls(self, plan: ChatPlan, text: str) -> tuple[str, list[Any]]:
         if not plan.tools:
             return text, []
-        from stackray.providers.inline.inference.transformers import ParsedToolCall, parse_tool_calls
+        from stackray.providers.inline.inference.transformers import (
+            ParsedToolCall,
+            parse_tool_calls,
+        )
 
         if plan.forces_tool_call:
             try:
