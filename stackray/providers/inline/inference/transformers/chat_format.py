@@ -75,7 +75,8 @@ def _arguments_dict(arguments: Any) -> Any:
 
 
 def _call_name_args(call: dict[str, Any]) -> tuple[str, Any]:
-    fn = call.get("function") if isinstance(call.get("function"), dict) else call
+    function = call.get("function")
+    fn: dict[str, Any] = function if isinstance(function, dict) else call
     return str(fn.get("name", "")), _arguments_dict(fn.get("arguments", {}))
 
 

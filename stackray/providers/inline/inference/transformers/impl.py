@@ -138,7 +138,7 @@ class TransformersInferenceProvider:
 
         assert plan is not None
         schema = plan.json_schema
-        if plan.forces_tool_call:
+        if plan.forces_tool_call and plan.tools:
             schema = tool_call_json_schema(plan.tools, plan.tool_choice)
         return GenerationRequest(
             prompt=prompt,

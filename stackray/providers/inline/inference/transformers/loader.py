@@ -197,11 +197,11 @@ def _load_gguf(path: Path) -> tuple[Any, Any]:
     )
     # The weights are dense now; drop any quantizer bookkeeping so `save_pretrained` works.
     if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
     if getattr(model.config, "quantization_config", None) is not None:
         del model.config.quantization_config
     if getattr(model, "is_quantized", False):
-        model.is_quantized = False
+        model.is_quantized = False  # type: ignore[assignment]
     return model, tokenizer
 
 
