@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from stackray import __version__
 from stackray.api.datatypes import Api
-from stackray.api.errors import BadRequestError, NotFoundError, StackError
+from stackray.api.errors import BadRequestError, NotFoundError, ServiceUnavailableError, StackError
 from stackray.api.inference import (
     BatchChatCompletionRequest,
     BatchCompletionRequest,
@@ -40,7 +40,7 @@ from stackray.api.inspect import (
     VersionInfo,
 )
 from stackray.api.models import RegisterModelRequest
-from stackray.deployments.backends import Backend, as_backend
+from stackray.deployments.backends import Backend, as_backend, is_unavailable, unwrap
 from stackray.runtime.config import StackConfig
 
 logger = logging.getLogger("stackray.gateway")
@@ -67,31 +67,16 @@ def error_body(err: StackError) -> dict[str, Any]:
     return {"error": body, "detail": err.message}
 
 
-def unwrap(exc: BaseException) -> BaseException:
-    """The original exception of one raised in another Ray actor."""
-    seen = 0
-    while (
-        seen < 5
-        and getattr(exc, "cause", None) is not None
-        and type(exc).__name__.startswith("RayTaskError")
-    ):
-        exc = exc.cause  # type: ignore[attr-defined]
-        seen += 1
-    return exc
-
-
 def to_stack_error(exc: BaseException) -> StackError:
     exc = unwrap(exc)
     if isinstance(exc, StackError):
         return exc
-    name = type(exc).__name__
-    if name in ("BackPressureError",):
-        from stackray.api.errors import ServiceUnavailableError
-
-        return ServiceUnavailableError(f"the stack is overloaded, retry later ({exc})")
+    if is_unavailable(exc):
+        return ServiceUnavailableError(
+            f"the stack is overloaded or restarting, retry later ({type(exc).__name__})"
+        )
     logger.exception("unexpected error", exc_info=exc)
-    err = StackError(f"internal error: {name}: {exc}")
-    return err
+    return StackError(f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _redact(value: Any, key: str = "") -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
 from stackray.api.models import ModelType, RegisterModelRequest
-from stackray.deployments.backends import ProviderProxy, as_backend
+from stackray.deployments.backends import GuardedProvider, ProviderProxy, as_backend
 from stackray.providers.registry import spec_for
 from stackray.runtime.config import StackConfig
 from stackray.runtime.resolver import instantiate_provider
@@ -43,13 +43,12 @@ async def build_inference_providers(
                 raise ConfigError(
                     f"no model server deployment for provider {provider.provider_id!r}"
                 )
-            providers[provider.provider_id] = ProviderProxy(
+            impl: Any = ProviderProxy(
                 as_backend(model_servers[provider.provider_id]), provider.provider_id
             )
         else:
-            providers[provider.provider_id] = await instantiate_provider(
-                Api.inference, provider, stack
-            )
+            impl = await instantiate_provider(Api.inference, provider, stack)
+        providers[provider.provider_id] = GuardedProvider(impl, provider.provider_id)
     return providers
 
 

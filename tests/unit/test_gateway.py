@@ -147,3 +147,20 @@ def test_providers_redact_secrets(tmp_path):
         info = c.get("/v1/providers/echo").json()
         assert info["config"] == {"prefix": "x"}
         assert c.get("/v1/providers").json()["data"][0]["provider_type"] == "remote::echo"
+
+
+def test_provider_failure_is_502_naming_provider(client):
+    r = client.post(
+        "/v1/inference/chat-completion",
+        json={"model_id": "m", "messages": [{"role": "user", "content": "__fail__"}]},
+    )
+    assert r.status_code == 502
+    assert "provider 'echo'" in r.json()["detail"] and "failure requested" in r.json()["detail"]
+
+
+def test_provider_failure_mid_stream_ends_stream_with_error_event(client):
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": "__fail__"}], "stream": True},
+    )
+    assert r.status_code == 502

@@ -7,7 +7,6 @@ replicas through the metadata store) and the stored OpenAI chat completions.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -258,8 +257,6 @@ class InferenceRouter:
             chunks.append(chunk)
             yield chunk
         if chunks and self.completions is not None:
-            from stackray.runtime.openai_compat import completion_from_chunks
-
             self._store_completion(completion_from_chunks(chunks), request)
 
     async def openai_completion(self, request: OpenAICompletionRequest) -> OpenAICompletion:
@@ -339,5 +336,45 @@ class InferenceRouter:
         return OpenAICompletionWithInputMessages.model_validate(doc)
 
 
-def now() -> int:
-    return int(time.time())
+def completion_from_chunks(chunks: list[OpenAIChatCompletionChunk]) -> OpenAIChatCompletion:
+    """The whole completion a stream of chunks amounts to (what gets stored)."""
+    content: dict[int, list[str]] = {}
+    tool_calls: dict[int, dict[int, dict[str, Any]]] = {}
+    finish: dict[int, str] = {}
+    usage = None
+    for chunk in chunks:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            i = choice.index
+            content.setdefault(i, [])
+            if choice.delta.content:
+                content[i].append(choice.delta.content)
+            for j, call in enumerate(choice.delta.tool_calls or []):
+                index = call.index if call.index is not None else j
+                slot = tool_calls.setdefault(i, {}).setdefault(
+                    index,
+                    {"id": call.id, "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                if call.id:
+                    slot["id"] = call.id
+                if call.function is not None:
+                    slot["function"]["name"] += call.function.name or ""
+                    slot["function"]["arguments"] += call.function.arguments or ""
+            if choice.finish_reason:
+                finish[i] = choice.finish_reason
+    choices = []
+    for i in sorted(content):
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(content[i])}
+        if tool_calls.get(i):
+            message["tool_calls"] = [tool_calls[i][k] for k in sorted(tool_calls[i])]
+        choices.append({"index": i, "message": message, "finish_reason": finish.get(i, "stop")})
+    first = chunks[0]
+    return OpenAIChatCompletion.model_validate(
+        {
+            "id": first.id,
+            "created": first.created,
+            "model": first.model,
+            "choices": choices,
+            "usage": usage.model_dump() if usage is not None else None,
+        }
+    )

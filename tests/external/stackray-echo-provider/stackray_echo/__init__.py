@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from stackray.api.datatypes import Api
 from stackray.providers.registry import ProviderSpec
 
+# A user message with exactly this text makes the provider raise (to test error mapping).
+FAIL = "__fail__"
+
 
 def get_provider_spec() -> ProviderSpec:
     return ProviderSpec(
@@ -60,7 +63,10 @@ class EchoInferenceProvider:
             role = m.get("role") if isinstance(m, dict) else getattr(m, "role", None)
             if role == "user":
                 content = m.get("content") if isinstance(m, dict) else m.content
-                return self.config.prefix + _text(content)
+                text = _text(content)
+                if text == FAIL:
+                    raise RuntimeError("failure requested")
+                return self.config.prefix + text
         return self.config.prefix
 
     async def chat_completion(self, request: Any) -> Any:

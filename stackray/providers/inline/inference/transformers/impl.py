@@ -91,7 +91,7 @@ class TransformersInferenceProvider:
             return self._engines[name]
 
     def _load(self, name: str) -> Any:
-        from stackray.providers.inline.inference.transformers.engine import TransformersEngine
+        from stackray.providers.inline.inference.transformers import TransformersEngine
 
         return TransformersEngine(
             name,
@@ -130,7 +130,7 @@ class TransformersInferenceProvider:
     # ---- generation --------------------------------------------------------------------
 
     def _request(self, engine: Any, plan: ChatPlan | None, prompt: Any, raw: bool = False) -> Any:
-        from stackray.providers.inline.inference.transformers.engine import (
+        from stackray.providers.inline.inference.transformers import (
             GenerationRequest,
             SamplingConfig,
             tool_call_json_schema,
@@ -138,7 +138,7 @@ class TransformersInferenceProvider:
 
         assert plan is not None
         schema = plan.json_schema
-        if plan.forces_tool_call:
+        if plan.forces_tool_call and plan.tools:
             schema = tool_call_json_schema(plan.tools, plan.tool_choice)
         return GenerationRequest(
             prompt=prompt,
@@ -173,7 +173,7 @@ class TransformersInferenceProvider:
     def _tool_calls(self, plan: ChatPlan, text: str) -> tuple[str, list[Any]]:
         if not plan.tools:
             return text, []
-        from stackray.providers.inline.inference.transformers.engine import (
+        from stackray.providers.inline.inference.transformers import (
             ParsedToolCall,
             parse_tool_calls,
         )

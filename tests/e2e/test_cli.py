@@ -1,0 +1,111 @@
+"""`stackray` as a user runs it: a real process, real Ray, Ctrl-C to stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+STACKRAY = [sys.executable, "-m", "stackray.runtime.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*STACKRAY, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_commands():
+    out = run_cli("--help").stdout
+    for command in ("run", "check", "providers", "serve-config"):
+        assert command in out
+    assert "--port" in run_cli("run", "--help").stdout
+
+
+def test_invalid_config_fails_fast_with_path_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        yaml.safe_dump(
+            {"version": 2, "image_name": "x", "apis": ["inference"], "server": {"port": "high"}}
+        )
+    )
+    result = run_cli("run", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}: server.port" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_cli("check", str(bad))
+    assert result.returncode == 2 and "server.port" in result.stderr
+
+
+def test_check_and_providers():
+    assert run_cli("check", "local").stdout.startswith("local: ok")
+    listing = run_cli("providers").stdout
+    assert "inline::transformers" in listing and "inline::sentence-transformers" in listing
+
+
+def test_run_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
+    port = free_port()
+    config = {
+        "version": 2,
+        "image_name": "e2e",
+        "apis": ["inference"],
+        "providers": {
+            "inference": [
+                {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}
+            ]
+        },
+        "models": [{"model_id": "m", "provider_id": "echo"}],
+        "storage": {"data_dir": str(tmp_path / "data")},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = dict(os.environ, RAY_ADDRESS="")
+    env.pop("RAY_ADDRESS")
+    proc = subprocess.Popen(
+        [*STACKRAY, "run", str(path), "--port", str(port), "--host", "127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("serving http://"):
+                break
+        output = "".join(lines)
+        assert f"serving http://127.0.0.1:{port}" in output, output
+        assert "deployment inference" in output and "deployment gateway" in output
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/inference/chat-completion",
+            json={"model_id": "m", "messages": [{"role": "user", "content": "hello"}]},
+            timeout=30,
+        )
+        assert r.json()["completion_message"]["content"] == "echo: hello"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, rest
+    assert "stopping" in rest
+    # The port is free again: nothing was left serving.
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+    # State persisted under the data dir survives the stop.
+    assert (Path(tmp_path) / "data" / "registry.db").exists()
