@@ -258,6 +258,29 @@ def check_line(name: str, value: float, goal: float, unit: str = "x") -> tuple[s
     return f"GOAL {name}: {value:.2f}{unit} >= {goal:g}{unit}: {'met' if met else 'NOT met'}", met
 
 
+# Settings that change what the benchmarks measure; shown with the results when set.
+ENV_OF_INTEREST = (
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "MKL_NUM_THREADS",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S",
+    "STACKRAY_DEVICE",
+)
+
+
+def describe_environment() -> str:
+    """One line naming the machine and the settings of interest, for the top of an output."""
+    info = machine_info()
+    env = (
+        " ".join(f"{k}={v}" for k, v in info.get("env", {}).items()) or "no thread/Serve overrides"
+    )
+    return (
+        f"machine: {info['cpus']} CPUs, {info.get('mem_gib', '?')} GiB, "
+        f"load {info.get('load_avg_1m', '?')}; {env}"
+    )
+
+
 def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -271,6 +294,9 @@ def machine_info() -> dict[str, Any]:
                 info["mem_gib"] = round(int(row.split()[1]) / 2**20, 1)
     with contextlib.suppress(OSError):
         info["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    env = {k: os.environ[k] for k in ENV_OF_INTEREST if k in os.environ}
+    if env:
+        info["env"] = env
     for mod in ("ray", "torch", "transformers", "sentence_transformers"):
         if mod in sys.modules:
             info[mod] = getattr(sys.modules[mod], "__version__", "?")

@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=240, help="seconds to wait for a start (default 240)"
     )
     args = parser.parse_args(argv)
+    print(c.describe_environment(), flush=True)
     c.quiet_environment()
 
     tmp = Path(tempfile.mkdtemp(prefix="stackray-bench-cold-"))

@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texts", type=int, default=None, help="texts per round (default 512)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3, quick 1)")
     args = parser.parse_args(argv)
+    print(c.describe_environment(), flush=True)
     n = args.texts or (96 if args.quick else 512)
     rounds = args.rounds or (1 if args.quick else 3)
     texts = make_texts(n)

@@ -292,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(duration, args.child)
 
+    print(c.describe_environment(), flush=True)
     which = args.settings or ("default" if args.quick else "both")
     settings = list(SETTINGS) if which == "both" else [which]
     results: dict[str, list[dict[str, Any]]] = {}

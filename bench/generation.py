@@ -145,9 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         "(default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    print(c.describe_environment(), flush=True)
     max_tokens = args.max_tokens or (24 if args.quick else 64)
     rounds = args.rounds or (1 if args.quick else 2)
-    single_requests = 2 if args.quick else 3
+    single_requests = 2
     prompts8 = [prompt(i) for i in range(8)]
 
     c.quiet_environment()
