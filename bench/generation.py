@@ -109,9 +109,10 @@ def direct_generate(model: Any, tokenizer: Any, prompts: list[str], max_tokens: 
 
 
 async def through_stack(
-    base_url: str, concurrency: int, requests: int, max_tokens: int
+    base_url: str, concurrency: int, requests: int, max_tokens: int, first: int = 0
 ) -> tuple[c.LoadResult, list[int]]:
-    counter = iter(range(10**9))
+    """`requests` chat completions from `concurrency` clients, prompts `first`, `first`+1 ..."""
+    counter = iter(range(first, first + requests))
     tokens: list[int] = []
 
     def body() -> dict[str, Any]:
@@ -136,7 +137,12 @@ async def through_stack(
 def main(argv: list[str] | None = None) -> int:
     parser = c.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--max-tokens", type=int, default=None, help="per request (default 64)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 2, quick 1)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="rounds of 2 single requests and one wave of 8 (default 2, quick 1)",
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -167,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[float]] = {"direct-1": [], "direct-8": [], "stack-1": [], "stack-8": []}
     loads: dict[str, list[c.LoadResult]] = {"stack-1": [], "stack-8": []}
     short: list[int] = []
+
+    def measure(key: str, result: c.LoadResult, tokens: list[int]) -> None:
+        if result.errors:
+            print(f"{key}: {result.errors} errors, first: {result.first_error}")
+        runs[key].append(result.unit_rate)
+        loads[key].append(result)
+        short.extend(t for t in tokens if t < max_tokens)
+
     with tempfile.TemporaryDirectory(prefix="stackray-bench-") as tmp:
         config = c.stack_config(tmp, [provider], models)
         started = time.perf_counter()
@@ -178,24 +192,15 @@ def main(argv: list[str] | None = None) -> int:
             direct_generate(model, tokenizer, prompts8[:1], 4)
             asyncio.run(through_stack(url, 1, 1, 4))
             for r in range(rounds):
-                # Alternate the contenders so drift in the machine's load hits all of them.
-                rates = [
-                    direct_generate(model, tokenizer, [p], max_tokens)
-                    for p in prompts8[:single_requests]
-                ]
-                runs["direct-1"].append(sum(rates) / len(rates))
-                for conc, n in ((1, single_requests), (8, 8)):
-                    key = f"stack-{conc}"
-                    result, tokens = asyncio.run(through_stack(url, conc, n, max_tokens))
-                    if result.errors:
-                        print(f"{key}: {result.errors} errors, first: {result.first_error}")
-                    runs[key].append(result.unit_rate)
-                    loads[key].append(result)
-                    short.extend(t for t in tokens if t < max_tokens)
-                    if conc == 1:
-                        runs["direct-8"].append(
-                            direct_generate(model, tokenizer, prompts8, max_tokens)
-                        )
+                # Alternate the contenders request by request, so that drift in the
+                # machine's load hits both.
+                for i in range(single_requests):
+                    runs["direct-1"].append(
+                        direct_generate(model, tokenizer, [prompt(i)], max_tokens)
+                    )
+                    measure("stack-1", *asyncio.run(through_stack(url, 1, 1, max_tokens, i)))
+                runs["direct-8"].append(direct_generate(model, tokenizer, prompts8, max_tokens))
+                measure("stack-8", *asyncio.run(through_stack(url, 8, 8, max_tokens)))
                 print(
                     "  round {}: direct b1 {:.1f} tok/s, stack c1 {:.1f}, direct b8 {:.1f}, "
                     "stack c8 {:.1f}".format(
@@ -225,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             ["requests", "direct tok/s", "stack tok/s", "stack/direct", "stack p50 s"],
             rows,
             title=f"Generation, {MODEL_ID}: greedy, {max_tokens} tokens per request, "
-            f"median of {rounds} round(s)",
+            f"medians of {rounds * single_requests} (1) and {rounds} (8) sample(s)",
         )
     )
     scaling = c.ratio(med["stack-8"], med["stack-1"])
