@@ -117,7 +117,11 @@ def child(duration: float, out: str) -> int:
 
 def find(rows: list[dict[str, Any]], target: str, endpoint: str, conc: int) -> dict[str, Any]:
     for row in rows:
-        if (row["target"], row["endpoint"], row["concurrency"]) == (target, endpoint, conc):
+        if (row.get("target"), row.get("endpoint"), row.get("concurrency")) == (
+            target,
+            endpoint,
+            conc,
+        ):
             return row
     return {}
 
