@@ -7,10 +7,13 @@ The baseline is the same router and provider objects called in this process
 (`build_local_stack`), measured in the same run. A trivial Serve deployment (one hop,
 constant answer) is measured too, as the floor of any Serve HTTP request.
 
-Each Serve setting runs in its own subprocess, because `RAY_SERVE_THROUGHPUT_OPTIMIZED`
-has to be in the environment before `ray.init` for the replicas to inherit it.
+Each Serve setting's stack runs in its own subprocess (its own Ray instance), because
+`RAY_SERVE_THROUGHPUT_OPTIMIZED` has to be in the environment before `ray.init` for the
+replicas to inherit it. Both stacks run at once and this process measures them in turn,
+cell by cell and round by round, so that the machine's drifting load hits both alike;
+figures are medians over the rounds.
 
-    python bench/gateway_overhead.py [--quick] [--json PATH] [--duration S]
+    python bench/gateway_overhead.py [--quick] [--json PATH] [--duration S] [--rounds N]
 """
 
 from __future__ import annotations
@@ -40,76 +43,168 @@ ENDPOINTS = {
 }
 
 
-# ---- child: one Serve setting ---------------------------------------------------------------
+# ---- children: one stack per Serve setting ----------------------------------------------
+
+MARK = "@@bench "
 
 
-async def measure(base_url: str, data_dir: Path, duration: float) -> list[dict[str, Any]]:
-    """Every path at every concurrency; in-process paths get half the time (they are steady)."""
+def child() -> int:
+    """Serve the echo stack and a floor app; print the URL; stop when stdin closes."""
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="stackray-bench-") as tmp:
+        config = c.stack_config(tmp, [c.ECHO_PROVIDER], [c.ECHO_MODEL])
+        floor = {"/_floor": c.serve_floor_app()}
+        with c.running_stack(config, extra_apps=floor, timings=timings) as url:
+            print(MARK + json.dumps({"url": url}), flush=True)
+            sys.stdin.read()
+    print(MARK + json.dumps({k: round(v, 2) for k, v in timings.items()}), flush=True)
+    return 0
+
+
+class Stack:
+    """A child process serving one setting's stack."""
+
+    def __init__(self, setting: str) -> None:
+        env = {**os.environ, "RAY_SERVE_THROUGHPUT_OPTIMIZED": SETTINGS[setting]}
+        if SETTINGS[setting] == "1":
+            # Direct ingress otherwise drains the ingress replica for 30 s on shutdown.
+            env.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", DRAINING_S)
+        self.setting = setting
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--child"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.url = str(self._message()["url"])
+
+    def _message(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(MARK):
+                return dict(json.loads(line[len(MARK) :]))
+        raise RuntimeError(f"the {self.setting} stack exited (code {self.proc.wait()})")
+
+    def stop(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            timings = self._message()
+        except RuntimeError:
+            timings = {}
+        self.proc.wait(120)
+        return timings
+
+
+# ---- measuring -----------------------------------------------------------------------------
+
+
+async def measure_direct(data_dir: Path, seconds: float) -> dict[tuple[str, str, int], Any]:
+    """The same router and provider as the stack's, called in this process."""
     from stackray.api.inference import ChatCompletionRequest, OpenAIChatCompletionRequest
     from stackray.runtime.config import parse_config
     from stackray.runtime.envsubst import interpolate
     from stackray.runtime.stack import build_local_stack
 
-    # The same router and provider as the stack's, in this process, with its own store.
     config = c.stack_config(data_dir, [c.ECHO_PROVIDER], [c.ECHO_MODEL])
     routers = await build_local_stack(parse_config(interpolate(config), "<bench>"))
     router = routers["inference"]
     provider = router.providers["echo"]
     ls_req = ChatCompletionRequest.model_validate(ENDPOINTS["llama-stack"][1])
     oa_req = OpenAIChatCompletionRequest.model_validate(ENDPOINTS["openai"][1])
-    direct = {
-        "llama-stack": lambda: router.chat_completion(ls_req),
-        "openai": lambda: router.openai_chat_completion(oa_req),
+    calls = {
+        ("direct", "llama-stack"): lambda: router.chat_completion(ls_req),
+        ("direct", "openai"): lambda: router.openai_chat_completion(oa_req),
+        ("provider", "llama-stack"): lambda: provider.chat_completion(ls_req),
     }
-
-    rows: list[dict[str, Any]] = []
-
-    async def run(target: str, endpoint: str, conc: int, call: c.Call, warmup: int) -> None:
-        await c.run_load(call, conc, requests=warmup)
-        before = c.cpu_by_process()
-        seconds = duration / 2 if target in ("direct", "provider") else duration
-        result = await c.run_load(call, conc, duration=seconds)
-        cpu = c.cpu_delta(before, c.cpu_by_process())
-        row = {"target": target, "endpoint": endpoint, **result.summary()}
-        if result.requests:
-            row["cpu_ms_per_request"] = {
-                k: round(1000 * v / result.requests, 3) for k, v in sorted(cpu.items())
-            }
-        rows.append(row)
-        print(
-            f"  {target:<14} {endpoint:<12} c={conc:<3} {result.throughput:8.1f} req/s  "
-            f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
-            + (f"  errors {result.errors}: {result.first_error}" if result.errors else ""),
-            flush=True,
-        )
-
+    out = {}
     for conc in CONCURRENCY:
-        async with c.http_client(base_url, conc) as client:
-            await run("serve-floor", "-", conc, c.http_call(client, "/_floor", {}), warmup=2 * conc)
-            for endpoint, (path, body) in ENDPOINTS.items():
-                await run("stack", endpoint, conc, c.http_call(client, path, body), 2 * conc)
-                await run("direct", endpoint, conc, direct[endpoint], warmup=conc)
-        await run(
-            "provider",
-            "llama-stack",
-            conc,
-            lambda: provider.chat_completion(ls_req),
-            warmup=conc,
-        )
-    return rows
+        for (target, endpoint), call in calls.items():
+            await c.run_load(call, conc, requests=2 * conc)
+            result = await c.run_load(call, conc, duration=seconds)
+            out[(target, endpoint, conc)] = result.summary()
+    return out
 
 
-def child(duration: float, out: str) -> int:
-    timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="stackray-bench-") as tmp:
-        config = c.stack_config(Path(tmp) / "stack", [c.ECHO_PROVIDER], [c.ECHO_MODEL])
-        floor = {"/_floor": c.serve_floor_app()}
-        with c.running_stack(config, extra_apps=floor, timings=timings) as url:
-            time.sleep(3)  # let the controller and agents settle after the deploy
-            rows = asyncio.run(measure(url, Path(tmp) / "direct", duration))
-    rows.append({"target": "timings", **{k: round(v, 2) for k, v in timings.items()}})
-    Path(out).write_text(json.dumps(rows))
-    return 0
+async def measure_http(stack: Stack, target: str, endpoint: str, conc: int, seconds: float) -> Any:
+    path, body = ("/_floor", {}) if target == "serve-floor" else ENDPOINTS[endpoint]
+    async with c.http_client(stack.url, conc) as client:
+        call = c.http_call(client, path, body)
+        await c.run_load(call, conc, requests=2 * conc)
+        before, client_before = c.cpu_by_process(stack.proc.pid), time.process_time()
+        result = await c.run_load(call, conc, duration=seconds)
+        cpu = c.cpu_delta(before, c.cpu_by_process(stack.proc.pid))
+        cpu = {("stack driver" if k == "driver" else k): v for k, v in cpu.items()}
+        cpu["client"] = time.process_time() - client_before
+    summary = result.summary()
+    if result.requests:
+        summary["cpu_ms_per_request"] = {
+            k: round(1000 * v / result.requests, 3) for k, v in sorted(cpu.items())
+        }
+    return summary
+
+
+def aggregate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over rounds (errors summed)."""
+    out = dict(samples[-1])
+    for key in ("throughput_rps", "p50_ms", "p99_ms"):
+        values = [s[key] for s in samples if s.get(key) is not None]
+        out[key] = round(c.median(values), 3) if values else None
+    out["errors"] = sum(s.get("errors", 0) for s in samples)
+    cpus = [s["cpu_ms_per_request"] for s in samples if s.get("cpu_ms_per_request")]
+    if cpus:
+        keys = sorted({k for cpu in cpus for k in cpu})
+        out["cpu_ms_per_request"] = {
+            k: round(c.median([cpu.get(k, 0.0) for cpu in cpus]), 3) for k in keys
+        }
+    out["rounds"] = samples
+    return out
+
+
+def run_rounds(
+    stacks: dict[str, Stack], rounds: int, duration: float
+) -> dict[str, list[dict[str, Any]]]:
+    """Alternate the settings cell by cell, so drift in the machine's load hits each alike."""
+    samples: dict[tuple[str, str, str, int], list[dict[str, Any]]] = {}
+    direct: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="stackray-bench-direct-") as tmp:
+        for r in range(rounds):
+            for key, summary in asyncio.run(
+                measure_direct(Path(tmp) / str(r), duration / 2)
+            ).items():
+                direct.setdefault(key, []).append(summary)
+            for conc in CONCURRENCY:
+                for target, endpoint in [("serve-floor", "-")] + [("stack", e) for e in ENDPOINTS]:
+                    order = list(stacks) if r % 2 == 0 else list(reversed(stacks))
+                    for setting in order:
+                        summary = asyncio.run(
+                            measure_http(stacks[setting], target, endpoint, conc, duration)
+                        )
+                        samples.setdefault((setting, target, endpoint, conc), []).append(summary)
+                        print(
+                            f"  round {r + 1} {setting:<21} {target:<11} {endpoint:<11} c={conc:<3}"
+                            f"{summary['throughput_rps'] or 0:8.1f} req/s  "
+                            f"p50 {summary['p50_ms'] or 0:7.2f} ms"
+                            + (
+                                f"  errors {summary['errors']}: {summary['first_error']}"
+                                if summary["errors"]
+                                else ""
+                            ),
+                            flush=True,
+                        )
+    results: dict[str, list[dict[str, Any]]] = {}
+    for setting in stacks:
+        rows = [
+            {"target": t, "endpoint": e, **aggregate(v)} for (t, e, _), v in sorted(direct.items())
+        ]
+        rows += [
+            {"target": t, "endpoint": e, **aggregate(v)}
+            for (s_, t, e, _), v in sorted(samples.items())
+            if s_ == setting
+        ]
+        results[setting] = rows
+    return results
 
 
 # ---- parent: run the settings, print the tables ------------------------------------------
@@ -199,7 +294,7 @@ CPU_GROUPS = [
     ("gateway", "stackray:gateway"),
     ("inference", "stackray:inference"),
     ("floor", ":floor"),
-    ("client", "driver"),
+    ("client", "client"),
 ]
 
 
@@ -226,7 +321,7 @@ def cpu_table(setting: str, rows: list[dict[str, Any]]) -> str:
     return c.format_table(
         ["path", *(g for g, _ in CPU_GROUPS), "other ray", "total"],
         table,
-        title=f"CPU ms per request by process ({setting}; client = this process's load generator)",
+        title=f"CPU ms per request by process ({setting}; client = the load generator)",
     )
 
 
@@ -282,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         "--duration",
         type=float,
         default=None,
-        help="seconds per HTTP measurement (default 4, quick 1)",
+        help="seconds per HTTP measurement (default 3, quick 1)",
     )
     parser.add_argument(
         "--settings",
@@ -290,29 +385,29 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="which Serve settings to run (default both; --quick: default only)",
     )
-    parser.add_argument("--child", metavar="OUT", help=argparse_suppress())
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds over every cell (default 2, quick 1)"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse_suppress())
     args = parser.parse_args(argv)
-    duration = args.duration or (1.0 if args.quick else 4.0)
+    duration = args.duration or (1.0 if args.quick else 3.0)
     if args.child:
-        return child(duration, args.child)
+        return child()
 
     print(c.describe_environment(), flush=True)
     which = args.settings or ("default" if args.quick else "both")
     settings = list(SETTINGS) if which == "both" else [which]
-    results: dict[str, list[dict[str, Any]]] = {}
-    for setting in settings:
-        print(f"\n== {setting}: RAY_SERVE_THROUGHPUT_OPTIMIZED={SETTINGS[setting]}", flush=True)
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            env = {**os.environ, "RAY_SERVE_THROUGHPUT_OPTIMIZED": SETTINGS[setting]}
-            if SETTINGS[setting] == "1":
-                # Direct ingress otherwise drains the ingress replica for 30 s on shutdown.
-                env.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", DRAINING_S)
-            cmd = [sys.executable, __file__, "--child", out.name, "--duration", str(duration)]
-            proc = subprocess.run(cmd, env=env)
-            if proc.returncode != 0:
-                print(f"{setting}: the measuring process failed (exit {proc.returncode})")
-                return 1
-            results[setting] = json.loads(Path(out.name).read_text())
+    rounds = args.rounds or (1 if args.quick else 2)
+    stacks: dict[str, Stack] = {}
+    timings: dict[str, dict[str, Any]] = {}
+    try:
+        for setting in settings:
+            print(f"starting the {setting} stack ...", flush=True)
+            stacks[setting] = Stack(setting)
+        results = run_rounds(stacks, rounds, duration)
+    finally:
+        for setting, stack in stacks.items():
+            timings[setting] = stack.stop()
 
     print()
     for setting, rows in results.items():
@@ -323,8 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(results) == 2:
         print(settings_table(results))
         print()
-    for setting, rows in results.items():
-        t = next((r for r in rows if r["target"] == "timings"), {})
+    for setting in results:
+        t = timings.get(setting, {})
         print(
             f"{setting}: stack started in {t.get('start_s', '-')} s, "
             f"serve.shutdown() took {t.get('shutdown_s', '-')} s"
@@ -342,7 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     c.write_json(
         args.json,
-        {"benchmark": "gateway_overhead", "duration_s": duration, "results": results},
+        {
+            "benchmark": "gateway_overhead",
+            "duration_s": duration,
+            "rounds": rounds,
+            "timings": timings,
+            "results": results,
+        },
     )
     return 0
 
