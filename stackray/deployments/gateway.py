@@ -191,7 +191,9 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
     def _provider_types(api: Api | None) -> list[str]:
         if api is None:
             return []
-        return sorted({p.provider_type for p in stack.providers_of(api)})
+        # Models are served by the inference providers.
+        serving = Api.inference if api == Api.models else api
+        return sorted({p.provider_type for p in stack.providers_of(serving)})
 
     @app.get("/v1/inspect/routes", response_model=None)
     async def inspect_routes() -> Response:
