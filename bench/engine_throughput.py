@@ -1,6 +1,6 @@
 """Throughput of the transformers engine: one request alone vs N concurrent requests.
 
-    python scripts/bench_transformers_engine.py [--model SmolLM2-135M-Instruct] [--n 8] [--repeat 3]
+    python bench/engine_throughput.py [--model SmolLM2-135M-Instruct] [--n 8] [--repeat 3]
 
 Single and concurrent runs alternate `--repeat` times and the best of each is reported, so a
 burst of unrelated load on a shared machine does not decide the ratio. Greedy decoding with a fixed `max_tokens` and no stop strings. A request may still end early
