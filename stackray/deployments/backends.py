@@ -105,14 +105,14 @@ async def stream_in_context(
 class Dispatcher:
     """Mixin for deployment classes: the two entry points every caller uses.
 
-    Every call carries the `RequestContext` of the request it serves; ``dispatch`` /
-    ``dispatch_stream`` set it and call the named public method.
+    Every call carries the `RequestContext` of the request it serves; ``call_api`` /
+    ``call_api_stream`` set it and call the named public method.
     """
 
-    async def dispatch(self, ctx: RequestContext | None, method: str, *args: Any) -> Any:
+    async def call_api(self, ctx: RequestContext | None, method: str, *args: Any) -> Any:
         return await call_in_context(self, ctx, method, *args)
 
-    async def dispatch_stream(
+    async def call_api_stream(
         self, ctx: RequestContext | None, method: str, *args: Any
     ) -> AsyncIterator[Any]:
         async for item in stream_in_context(self, ctx, method, *args):
@@ -142,12 +142,12 @@ class HandleBackend:
         self._streaming = handle.options(stream=True)
 
     async def call(self, method: str, *args: Any, ctx: RequestContext | None = None) -> Any:
-        return await self.handle.dispatch.remote(ctx, method, *args)
+        return await self.handle.call_api.remote(ctx, method, *args)
 
     def stream(
         self, method: str, *args: Any, ctx: RequestContext | None = None
     ) -> AsyncIterator[Any]:
-        return self._streaming.dispatch_stream.remote(ctx, method, *args)  # type: ignore[no-any-return]
+        return self._streaming.call_api_stream.remote(ctx, method, *args)  # type: ignore[no-any-return]
 
 
 def as_backend(target: Any) -> Backend:

@@ -1,7 +1,7 @@
 """Request-scoped values that travel with a call from the gateway to the providers.
 
 The gateway builds a `RequestContext` from the HTTP request; deployments receive it with
-every call (`dispatch` / `dispatch_stream`) and set it for the duration of the call, so a
+every call (`call_api` / `call_api_stream`) and set it for the duration of the call, so a
 provider reads it without it being threaded through every signature.
 """
 
