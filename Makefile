@@ -32,8 +32,8 @@ run: install
 	$(VENV)/bin/stackray run $(or $(CONFIG),local) $(if $(PORT),--port $(PORT),)
 
 lint: install-test
-	$(VENV)/bin/ruff check stackray tests bench
-	$(VENV)/bin/ruff format --check stackray tests bench
+	$(VENV)/bin/ruff check stackray tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check stackray tests $(wildcard bench)
 
 typecheck: install-test
 	$(VENV)/bin/mypy stackray

@@ -17,6 +17,7 @@ from stackray.api.errors import (
     ServiceUnavailableError,
     StackError,
 )
+from stackray.runtime.request_context import RequestContext, request_context_var, use_context
 
 # Ray's errors for a replica or actor that is gone, restarting or overloaded.
 _UNAVAILABLE = {
@@ -60,9 +61,62 @@ def provider_failure(exc: BaseException, provider_id: str) -> StackError:
 
 
 class Backend(Protocol):
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any: ...
+    async def call(self, method: str, *args: Any, ctx: RequestContext | None = None) -> Any: ...
 
-    def stream(self, method: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]: ...
+    def stream(
+        self, method: str, *args: Any, ctx: RequestContext | None = None
+    ) -> AsyncIterator[Any]: ...
+
+
+def _public_method(target: Any, method: str) -> Callable[..., Any]:
+    if method.startswith("_"):
+        raise AttributeError(f"{method} is not a public method")
+    return getattr(target, method)  # type: ignore[no-any-return]
+
+
+async def call_in_context(target: Any, ctx: RequestContext | None, method: str, *args: Any) -> Any:
+    """Call `target.method(*args)` with `ctx` as the current request context."""
+    with use_context(ctx):
+        result = _public_method(target, method)(*args)
+        if inspect.isawaitable(result):
+            result = await result
+    return result
+
+
+async def stream_in_context(
+    target: Any, ctx: RequestContext | None, method: str, *args: Any
+) -> AsyncIterator[Any]:
+    """Iterate `target.method(*args)` with `ctx` set around each step.
+
+    Set per step, not around the whole loop: the consumer may resume the iterator from
+    another task (Starlette streams responses from its own task).
+    """
+    with use_context(ctx):
+        iterator = _public_method(target, method)(*args).__aiter__()
+    while True:
+        with use_context(ctx):
+            try:
+                item = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+        yield item
+
+
+class Dispatcher:
+    """Mixin for deployment classes: the two entry points every caller uses.
+
+    Every call carries the `RequestContext` of the request it serves; ``call_api`` /
+    ``call_api_stream`` set it and call the named public method.
+    """
+
+    async def call_api(self, ctx: RequestContext | None, method: str, *args: Any) -> Any:
+        return await call_in_context(self, ctx, method, *args)
+
+    async def call_api_stream(
+        self, ctx: RequestContext | None, method: str, *args: Any
+    ) -> AsyncIterator[Any]:
+        async for item in stream_in_context(self, ctx, method, *args):
+            yield item
 
 
 class LocalBackend:
@@ -71,28 +125,29 @@ class LocalBackend:
     def __init__(self, target: Any) -> None:
         self.target = target
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = getattr(self.target, method)(*args, **kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+    async def call(self, method: str, *args: Any, ctx: RequestContext | None = None) -> Any:
+        return await call_in_context(self.target, ctx, method, *args)
 
-    def stream(self, method: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        return getattr(self.target, method)(*args, **kwargs)
+    def stream(
+        self, method: str, *args: Any, ctx: RequestContext | None = None
+    ) -> AsyncIterator[Any]:
+        return stream_in_context(self.target, ctx, method, *args)
 
 
 class HandleBackend:
-    """Calls a Serve deployment through its `DeploymentHandle`."""
+    """Calls a Serve deployment (a `Dispatcher`) through its `DeploymentHandle`."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
         self._streaming = handle.options(stream=True)
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return await getattr(self.handle, method).remote(*args, **kwargs)
+    async def call(self, method: str, *args: Any, ctx: RequestContext | None = None) -> Any:
+        return await self.handle.call_api.remote(ctx, method, *args)
 
-    def stream(self, method: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        return getattr(self._streaming, method).remote(*args, **kwargs)
+    def stream(
+        self, method: str, *args: Any, ctx: RequestContext | None = None
+    ) -> AsyncIterator[Any]:
+        return self._streaming.call_api_stream.remote(ctx, method, *args)  # type: ignore[no-any-return]
 
 
 def as_backend(target: Any) -> Backend:
@@ -157,12 +212,12 @@ class ProviderProxy:
             raise AttributeError(name)
         if name.endswith("_stream"):
 
-            def streamer(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-                return self._backend.stream(name, *args, **kwargs)
+            def streamer(*args: Any) -> AsyncIterator[Any]:
+                return self._backend.stream(name, *args, ctx=request_context_var.get())
 
             return streamer
 
-        async def caller(*args: Any, **kwargs: Any) -> Any:
-            return await self._backend.call(name, *args, **kwargs)
+        async def caller(*args: Any) -> Any:
+            return await self._backend.call(name, *args, ctx=request_context_var.get())
 
         return caller

@@ -42,6 +42,12 @@ from stackray.api.inspect import (
 from stackray.api.models import RegisterModelRequest
 from stackray.deployments.backends import Backend, as_backend, is_unavailable, unwrap
 from stackray.runtime.config import StackConfig
+from stackray.runtime.request_context import (
+    PROVIDER_DATA_HEADER,
+    RequestContext,
+    parse_provider_data,
+    request_context_var,
+)
 
 logger = logging.getLogger("stackray.gateway")
 
@@ -136,11 +142,44 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(status_code=400, content=body)
 
 
+class RequestContextMiddleware:
+    """Builds the `RequestContext` of each HTTP request from its headers (pure ASGI, so
+    the context variable it sets is visible to the endpoint)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = None
+        wanted = PROVIDER_DATA_HEADER.lower().encode()
+        for name, value in scope.get("headers", ()):
+            if name == wanted:
+                header = value.decode("latin-1")
+                break
+        try:
+            ctx = RequestContext(provider_data=parse_provider_data(header))
+        except StackError as err:
+            await JSONResponse(status_code=err.status_code, content=error_body(err))(
+                scope, receive, send
+            )
+            return
+        token = request_context_var.set(ctx)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            request_context_var.reset(token)
+
+
 def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
     """The HTTP surface of the stack. `backends` maps API names to handles or objects."""
     app = FastAPI(title="stackray", version=__version__, docs_url="/docs", redoc_url=None)
     b: dict[str, Backend] = {name: as_backend(target) for name, target in backends.items()}
     served = set(stack.apis)
+
+    app.add_middleware(RequestContextMiddleware)
 
     @app.exception_handler(StackError)
     async def _stack_error(request: Request, exc: StackError) -> JSONResponse:
@@ -162,9 +201,9 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
             )
         return b[api]
 
-    async def call(api: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def call(api: str, method: str, *args: Any) -> Any:
         try:
-            return await backend(api).call(method, *args, **kwargs)
+            return await backend(api).call(method, *args, ctx=request_context_var.get())
         except StackError:
             raise
         except Exception as exc:
@@ -172,7 +211,8 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
 
     async def stream(api: str, method: str, *args: Any, openai: bool = False) -> Response:
         try:
-            return await stream_response(backend(api).stream(method, *args), openai=openai)
+            agen = backend(api).stream(method, *args, ctx=request_context_var.get())
+            return await stream_response(agen, openai=openai)
         except StackError:
             raise
         except Exception as exc:
@@ -191,7 +231,9 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
     def _provider_types(api: Api | None) -> list[str]:
         if api is None:
             return []
-        return sorted({p.provider_type for p in stack.providers_of(api)})
+        # Models are served by the inference providers.
+        serving = Api.inference if api == Api.models else api
+        return sorted({p.provider_type for p in stack.providers_of(serving)})
 
     @app.get("/v1/inspect/routes", response_model=None)
     async def inspect_routes() -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackray.deployments.backends import Dispatcher
 from stackray.deployments.logs import quiet_client_errors
 from stackray.runtime.config import parse_config
 from stackray.runtime.routers.inference import InferenceRouter
@@ -15,7 +16,7 @@ from stackray.runtime.stack import (
 )
 
 
-class InferenceDeployment(InferenceRouter):
+class InferenceDeployment(InferenceRouter, Dispatcher):
     """Serves the inference and models APIs; model servers are reached through handles."""
 
     async def __init__(self, config: dict[str, Any], model_servers: dict[str, Any]) -> None:  # type: ignore[misc]

@@ -11,12 +11,13 @@ from typing import Any
 
 from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
+from stackray.deployments.backends import Dispatcher
 from stackray.deployments.logs import quiet_client_errors
 from stackray.runtime.config import parse_config
 from stackray.runtime.resolver import instantiate_provider
 
 
-class ModelServerDeployment:
+class ModelServerDeployment(Dispatcher):
     """Hosts one inline model provider; every public method of the provider is callable."""
 
     async def __init__(self, config: dict[str, Any], api: str, provider_id: str) -> None:  # type: ignore[misc]

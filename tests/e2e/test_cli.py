@@ -109,3 +109,55 @@ def test_run_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert s.connect_ex(("127.0.0.1", port)) != 0
     # State persisted under the data dir survives the stop.
     assert (Path(tmp_path) / "data" / "registry.db").exists()
+
+
+def test_serve_run_with_generated_serve_config(tmp_path):
+    """`stackray serve-config` output works with Ray Serve's own `serve run`."""
+    port = free_port()
+    config = {
+        "version": 2,
+        "image_name": "e2e-serve",
+        "apis": ["inference"],
+        "providers": {
+            "inference": [
+                {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}
+            ]
+        },
+        "models": [{"model_id": "m", "provider_id": "echo"}],
+        "storage": {"data_dir": str(tmp_path / "data")},
+    }
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text(yaml.safe_dump(config))
+    serve_doc = yaml.safe_load(run_cli("serve-config", str(run_yaml)).stdout)
+    serve_doc["http_options"] = {"host": "127.0.0.1", "port": port}
+    serve_yaml = tmp_path / "serve.yaml"
+    serve_yaml.write_text(yaml.safe_dump(serve_doc))
+    serve_bin = str(Path(sys.executable).parent / "serve")
+    proc = subprocess.Popen(
+        [serve_bin, "run", str(serve_yaml)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        body = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                r = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/inference/chat-completion",
+                    json={
+                        "model_id": "m",
+                        "messages": [{"role": "user", "content": "via serve run"}],
+                    },
+                    timeout=10,
+                )
+                body = r.json()
+                break
+            except (httpx.HTTPError, ValueError):
+                time.sleep(1)
+        assert body is not None, "serve run never answered"
+        assert body["completion_message"]["content"] == "echo: via serve run"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)

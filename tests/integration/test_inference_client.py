@@ -243,3 +243,23 @@ def test_external_provider_serves_through_stack(stack):
         model_id="echo-model", messages=[{"role": "user", "content": "ping"}]
     )
     assert r.completion_message.content == "echo: ping"
+
+
+def test_stream_starts_before_generation_ends(stack):
+    import time
+
+    body = {
+        "model_id": MODEL,
+        "messages": [{"role": "user", "content": "Write a long story about a dragon."}],
+        "sampling_params": {"strategy": {"type": "greedy"}, "max_tokens": 64},
+        "stream": True,
+    }
+    started = time.monotonic()
+    arrivals = []
+    with stack.http().stream("POST", "/v1/inference/chat-completion", json=body) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: ") and '"progress"' in line:
+                arrivals.append(time.monotonic() - started)
+    assert len(arrivals) >= 10
+    total = time.monotonic() - started
+    assert arrivals[0] < total / 2, (arrivals[0], total)

@@ -127,3 +127,15 @@ def test_prompt_too_long_400(stack):
         json={"model_id": MODEL, "messages": [{"role": "user", "content": text}]},
     )
     assert r.status_code == 400 and "token" in r.json()["detail"]
+
+
+def test_provider_data_header_crosses_deployments(stack):
+    from llama_stack_client import LlamaStackClient
+
+    client = LlamaStackClient(
+        base_url=stack.base_url, provider_data={"echo_prefix": "via header: "}
+    )
+    r = client.inference.chat_completion(
+        model_id="echo-model", messages=[{"role": "user", "content": "x"}]
+    )
+    assert r.completion_message.content == "via header: x"

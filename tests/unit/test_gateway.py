@@ -164,3 +164,29 @@ def test_provider_failure_mid_stream_ends_stream_with_error_event(client):
         json={"model": "m", "messages": [{"role": "user", "content": "__fail__"}], "stream": True},
     )
     assert r.status_code == 502
+
+
+def test_provider_data_header_reaches_the_provider(client):
+    body = {"model_id": "m", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"X-LlamaStack-Provider-Data": '{"echo_prefix": "custom: "}'}
+    r = client.post("/v1/inference/chat-completion", json=body, headers=headers)
+    assert r.json()["completion_message"]["content"] == "custom: hi"
+    streamed = client.post(
+        "/v1/inference/chat-completion", json={**body, "stream": True}, headers=headers
+    )
+    assert "custom:" in streamed.text
+    assert (
+        client.post("/v1/inference/chat-completion", json=body).json()["completion_message"][
+            "content"
+        ]
+        == "echo: hi"
+    )
+
+
+def test_bad_provider_data_header_is_400(client):
+    r = client.post(
+        "/v1/inference/chat-completion",
+        json={"model_id": "m", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"X-LlamaStack-Provider-Data": "{not json"},
+    )
+    assert r.status_code == 400 and "X-LlamaStack-Provider-Data" in r.json()["detail"]

@@ -42,6 +42,18 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("model-cache")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    # On a small machine shared with other work, multi-threaded CPU matmuls stall whenever
+    # another process holds a core; one thread keeps these tests' run time predictable.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def engine(cache_dir: Path) -> Iterator[TransformersEngine]:
     eng = TransformersEngine(

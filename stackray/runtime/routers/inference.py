@@ -203,32 +203,12 @@ class InferenceRouter:
         self, request: BatchChatCompletionRequest
     ) -> BatchChatCompletionResponse:
         # Sent concurrently: the provider batches them (one forward pass per step).
-        requests = [
-            ChatCompletionRequest(
-                model_id=request.model_id,
-                messages=messages,
-                sampling_params=request.sampling_params,
-                tools=request.tools,
-                tool_config=request.tool_config,
-                response_format=request.response_format,
-                logprobs=request.logprobs,
-            )
-            for messages in request.messages_batch
-        ]
+        requests = request.chat_completion_requests()
         results = await asyncio.gather(*(self.chat_completion(r) for r in requests))
         return BatchChatCompletionResponse(batch=list(results))
 
     async def batch_completion(self, request: BatchCompletionRequest) -> BatchCompletionResponse:
-        requests = [
-            CompletionRequest(
-                model_id=request.model_id,
-                content=content,
-                sampling_params=request.sampling_params,
-                response_format=request.response_format,
-                logprobs=request.logprobs,
-            )
-            for content in request.content_batch
-        ]
+        requests = request.completion_requests()
         results = await asyncio.gather(*(self.completion(r) for r in requests))
         return BatchCompletionResponse(batch=list(results))
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stackray.api.datatypes import Api
 from stackray.providers.registry import ProviderSpec
+from stackray.runtime.request_context import current_provider_data
 
 # A user message with exactly this text makes the provider raise (to test error mapping).
 FAIL = "__fail__"
@@ -66,8 +67,13 @@ class EchoInferenceProvider:
                 text = _text(content)
                 if text == FAIL:
                     raise RuntimeError("failure requested")
-                return self.config.prefix + text
-        return self.config.prefix
+                return self._prefix() + text
+        return self._prefix()
+
+    def _prefix(self) -> str:
+        # Per-request override through the X-LlamaStack-Provider-Data header.
+        data = current_provider_data() or {}
+        return str(data.get("echo_prefix", self.config.prefix))
 
     async def chat_completion(self, request: Any) -> Any:
         from stackray.api.common import CompletionMessage

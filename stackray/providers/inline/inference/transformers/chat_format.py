@@ -75,8 +75,9 @@ def _arguments_dict(arguments: Any) -> Any:
 
 
 def _call_name_args(call: dict[str, Any]) -> tuple[str, Any]:
-    function = call.get("function")
-    fn: dict[str, Any] = function if isinstance(function, dict) else call
+    fn = call.get("function")
+    if not isinstance(fn, dict):
+        fn = call
     return str(fn.get("name", "")), _arguments_dict(fn.get("arguments", {}))
 
 

@@ -28,7 +28,7 @@ class TransformersInferenceConfig(BaseModel):
     num_threads: int | None = Field(
         default=None,
         ge=1,
-        description="Torch CPU threads; default all cores of the node (Ray would otherwise set 1).",
+        description="Torch CPU threads; default the replica's num_cpus (Ray sets OMP_NUM_THREADS to it).",
     )
     cache_dir: str | None = Field(
         default=None,

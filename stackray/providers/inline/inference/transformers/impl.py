@@ -70,10 +70,11 @@ class TransformersInferenceProvider:
         )
         self._engines: OrderedDict[str, Any] = OrderedDict()
         self._load_lock = asyncio.Lock()
-        if config.num_threads or (os.cpu_count() or 1) > 1:
+        if config.num_threads:
+            # Otherwise torch follows OMP_NUM_THREADS, which Ray sets to the replica's num_cpus.
             import torch
 
-            torch.set_num_threads(config.num_threads or os.cpu_count() or 1)
+            torch.set_num_threads(config.num_threads)
 
     # ---- models ------------------------------------------------------------------------
 

@@ -192,7 +192,7 @@ def _load_gguf(path: Path) -> tuple[Any, Any]:
     except ImportError:  # older transformers always de-quantize
         pass
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(
+    model: Any = AutoModelForCausalLM.from_pretrained(
         str(path.parent), **kwargs, **_dtype_kwarg(torch.float32)
     )
     # The weights are dense now; drop any quantizer bookkeeping so `save_pretrained` works.

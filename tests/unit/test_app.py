@@ -1,0 +1,78 @@
+"""The Serve graph `build_app` produces: deployments, their options, GPU placement."""
+
+from __future__ import annotations
+
+from ray.serve._private.build_app import build_app as build_serve_app
+
+from stackray.deployments.app import build_app_from_config, resolved_config
+
+
+def deployments(gpus: bool, overrides: dict | None = None) -> dict:
+    stack, raw = resolved_config({"config": "local"})
+    if overrides:
+        raw = {**raw, "deployments": {**raw.get("deployments", {}), **overrides}}
+        from stackray.runtime.config import parse_config
+
+        stack = parse_config(raw)
+    built = build_serve_app(build_app_from_config(stack, raw, gpus=gpus), name="stackray")
+    return {d.name: d for d in built.deployments}
+
+
+def test_graph_of_local_distribution():
+    deps = deployments(gpus=False)
+    assert set(deps) == {
+        "gateway",
+        "inference",
+        "model-transformers",
+        "model-sentence-transformers",
+    }
+    assert deps["gateway"].ray_actor_options["num_cpus"] == 0
+    assert deps["inference"].ray_actor_options["num_cpus"] == 0
+
+
+def test_model_servers_ask_for_a_gpu_only_when_the_cluster_has_one():
+    cpu = deployments(gpus=False)["model-transformers"].ray_actor_options
+    gpu = deployments(gpus=True)["model-transformers"].ray_actor_options
+    assert "num_gpus" not in cpu or not cpu["num_gpus"]
+    assert gpu["num_gpus"] == 1
+
+
+def test_config_options_reach_serve():
+    deps = deployments(
+        gpus=True,
+        overrides={
+            "inference": {
+                "autoscaling_config": {"min_replicas": 1, "max_replicas": 5},
+                "max_ongoing_requests": 7,
+            },
+            "transformers": {"ray_actor_options": {"num_gpus": 0.5, "accelerator_type": "L4"}},
+        },
+    )
+    inference = deps["inference"]
+    assert inference._deployment_config.autoscaling_config.max_replicas == 5
+    assert inference._deployment_config.max_ongoing_requests == 7
+    model = deps["model-transformers"].ray_actor_options
+    assert model["num_gpus"] == 0.5 and model["accelerator_type"] == "L4"
+
+
+def test_partial_stack_has_only_its_deployments():
+    stack, raw = resolved_config(
+        {
+            "stack": {
+                "version": 2,
+                "image_name": "only",
+                "apis": ["inference"],
+                "providers": {
+                    "inference": [
+                        {
+                            "provider_id": "e",
+                            "provider_type": "remote::echo",
+                            "module": "stackray_echo",
+                        }
+                    ]
+                },
+            }
+        }
+    )
+    built = build_serve_app(build_app_from_config(stack, raw, gpus=False), name="x")
+    assert {d.name for d in built.deployments} == {"gateway", "inference"}
