@@ -327,13 +327,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float, interval: float = 0.1) -> float:
-    """Poll `url` until it answers 200; return the seconds waited. TimeoutError after `timeout`."""
+def wait_http(
+    url: str,
+    timeout: float,
+    interval: float = 0.1,
+    alive: Callable[[], bool] | None = None,
+) -> float:
+    """Poll `url` until it answers 200; return the seconds waited. TimeoutError after
+    `timeout`; RuntimeError as soon as `alive()` (the server process is running) is false."""
     import httpx
 
     started = time.monotonic()
     last: Any = None
     while time.monotonic() - started < timeout:
+        if alive is not None and not alive():
+            raise RuntimeError(f"the server exited before {url} answered")
         try:
             r = httpx.get(url, timeout=2)
             if r.status_code == 200:

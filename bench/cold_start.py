@@ -85,6 +85,9 @@ class Launched:
         for line in self.proc.stdout:
             self.lines.append((time.monotonic() - self.started, line.rstrip()))
 
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     def since_start(self) -> float:
         return time.monotonic() - self.started
 
@@ -166,7 +169,7 @@ def run_stack(
     base = f"http://127.0.0.1:{port}"
     out: dict[str, Any] = {"command": " ".join(cmd)}
     try:
-        c.wait_http(base + "/v1/health", timeout)
+        c.wait_http(base + "/v1/health", timeout, alive=server.alive)
         out["health_s"] = round(server.since_start(), 2)
         out["chat_failures"] = post_until_ok(base + "/v1/chat/completions", CHAT[model], 120)
         out["first_chat_s"] = round(server.since_start(), 2)
@@ -195,7 +198,7 @@ def run_floor(timeout: float) -> dict[str, Any]:
     server = Launched([sys.executable, "-c", FLOOR_SCRIPT, str(port)], dict(os.environ))
     out: dict[str, Any] = {}
     try:
-        c.wait_http(f"http://127.0.0.1:{port}/v1/health", timeout)
+        c.wait_http(f"http://127.0.0.1:{port}/v1/health", timeout, alive=server.alive)
         out["health_s"] = round(server.since_start(), 2)
     except Exception as e:
         out["error"] = f"{type(e).__name__}: {e}"

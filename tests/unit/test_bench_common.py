@@ -156,3 +156,11 @@ def test_free_port_is_bindable():
     port = common.free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_wait_http_gives_up_when_the_server_is_gone():
+    port = common.free_port()  # nothing listens there
+    with pytest.raises(RuntimeError, match="exited"):
+        common.wait_http(f"http://127.0.0.1:{port}/v1/health", timeout=30, alive=lambda: False)
+    with pytest.raises(TimeoutError):
+        common.wait_http(f"http://127.0.0.1:{port}/v1/health", timeout=0.3, interval=0.05)
