@@ -3,7 +3,8 @@
 The stack: `POST /v1/inference/embeddings` (model all-MiniLM-L6-v2, provider
 inline::sentence-transformers) from 16 concurrent clients, each request carrying 1 text,
 then 8 texts. The baseline, in the same run and process: `SentenceTransformer(<the packaged
-model dir>).encode(texts, batch_size=32)` on the same texts, as a user would batch them.
+model dir>).encode(texts, batch_size=32)` on the same texts, as a user would batch them,
+with torch's default thread count and with 1 thread; the faster of the two is the baseline.
 Goal: the stack's texts/s >= 0.8x the baseline's.
 
     python bench/embeddings.py [--quick] [--json PATH] [--texts N] [--rounds R]
@@ -138,10 +139,19 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
 
-    direct = c.median(measured["direct"])
+    default_threads = c.median(measured["direct"])
     one_thread = c.median(measured["direct-1-thread"])
+    # The baseline is the faster of the two: on a busy machine torch's default thread
+    # count can collapse (OpenMP threads spin while another process holds a core).
+    direct = max(default_threads, one_thread)
     rows = [
-        [f"direct encode(batch_size=32), {threads} torch threads", direct, "1.00x", "-", "-"],
+        [
+            f"direct encode(batch_size=32), {threads} torch threads (default)",
+            default_threads,
+            c.fmt_ratio(c.ratio(default_threads, direct)),
+            "-",
+            "-",
+        ],
         [
             "direct encode(batch_size=32), 1 torch thread",
             one_thread,
@@ -172,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
         line, met = c.check_line(
-            f"stack {per_request} text(s)/request vs direct", c.ratio(rate, direct), GOAL
+            f"stack {per_request} text(s)/request vs best direct", c.ratio(rate, direct), GOAL
         )
         lines.append(line)
         met_all &= met
@@ -183,14 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         c.format_table(
-            ["path", "texts/s", "vs direct", "p50 ms", "p99 ms"],
+            ["path", "texts/s", "vs best direct", "p50 ms", "p99 ms"],
             rows,
             title=f"Embeddings, {MODEL}: {n} texts per round, median of {rounds} round(s)",
         )
     )
     print(
-        "\ndirect, 1 thread: what a Ray worker with num_cpus=1 gets by default "
-        "(Ray sets OMP_NUM_THREADS to the actor's num_cpus)."
+        "\nbest direct: the faster of the two direct rows. 1 torch thread is also what the "
+        "stack's model server gets\n(Ray sets OMP_NUM_THREADS to the replica's num_cpus, 1)."
     )
     print("\n".join(lines))
     c.write_json(

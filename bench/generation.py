@@ -5,7 +5,8 @@ prompts that ask for a long answer; tokens are the `usage.completion_tokens` the
 reports. 1 client sending requests one after another, then 8 concurrent clients.
 The baseline, in the same run and process: `model.generate` on the same weights (the
 safetensors copy the stack made of the packaged GGUF), greedy, exactly 64 new tokens,
-batch of 1 and a left-padded batch of the 8 prompts.
+batch of 1 and a left-padded batch of the 8 prompts, with as many torch threads as the
+stack's model server uses (1 unless the provider sets num_threads).
 Goal: the stack's aggregate tokens/s at 8 concurrent requests >= 3x its single-request figure.
 
     python bench/generation.py [--quick] [--json PATH] [--max-tokens N] [--rounds R]
@@ -144,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         help="rounds of 2 single requests and one wave of 8 (default 2, quick 1)",
     )
     parser.add_argument(
+        "--direct-threads",
+        type=int,
+        default=None,
+        help="torch threads of the direct baseline (default: what the stack's model server "
+        "uses: the provider's num_threads, else 1, Ray's OMP_NUM_THREADS for num_cpus=1)",
+    )
+    parser.add_argument(
         "--cache-dir",
         type=Path,
         default=default_cache_dir(),
@@ -162,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
     provider = c.local_provider("transformers")
     provider["config"] = {**provider.get("config", {}), "cache_dir": str(args.cache_dir)}
+    direct_threads = args.direct_threads or provider["config"].get("num_threads") or 1
+    torch.set_num_threads(int(direct_threads))
     models = [
         {
             "model_id": MODEL_ID,
