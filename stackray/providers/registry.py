@@ -88,6 +88,12 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
             ("groq", "GroqInferenceAdapter", "GroqConfig", "GroqCloud."),
             ("cerebras", "CerebrasInferenceAdapter", "CerebrasImplConfig", "Cerebras Inference."),
             ("sambanova", "SambaNovaInferenceAdapter", "SambaNovaImplConfig", "SambaNova Cloud."),
+            (
+                "ollama",
+                "OllamaInferenceAdapter",
+                "OllamaImplConfig",
+                "An Ollama server, through its own API.",
+            ),
         )
     ),
 )

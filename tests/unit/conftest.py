@@ -1,4 +1,4 @@
-"""Fixtures of the unit tests: the fake remote inference service (see `remote_servers`)."""
+"""Fixtures of the unit tests: the fake remote inference services (see `remote_servers`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.unit.remote_ollama_server import OLLAMA_MODELS, ollama_app
 from tests.unit.remote_servers import FakeService, openai_app
 
 
@@ -16,7 +17,20 @@ def _openai_service() -> Iterator[FakeService]:
     service.stop()
 
 
+@pytest.fixture(scope="session")
+def _ollama_service() -> Iterator[FakeService]:
+    service = FakeService(ollama_app).start()
+    yield service
+    service.stop()
+
+
 @pytest.fixture()
 def openai_server(_openai_service: FakeService) -> FakeService:
     """A service speaking OpenAI's API, its records and failures cleared."""
     return _openai_service.reset()
+
+
+@pytest.fixture()
+def ollama_server(_ollama_service: FakeService) -> FakeService:
+    """A service speaking Ollama's API, its records and failures cleared."""
+    return _ollama_service.reset(OLLAMA_MODELS)
