@@ -65,6 +65,37 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         model_server=True,
         description="Sentence-transformers embedding models, batched.",
     ),
+    # Remote adapters are light HTTP clients: they run in-process in the inference deployment.
+    *(
+        ProviderSpec(
+            api=Api.inference,
+            provider_type=f"remote::{name}",
+            impl=f"{_REMOTE}.inference.{name}.adapter:{adapter}",
+            config_class=f"{_REMOTE}.inference.{name}.config:{config}",
+            model_server=False,
+            description=description,
+        )
+        for name, adapter, config, description in (
+            (
+                "vllm",
+                "VLLMInferenceAdapter",
+                "VLLMInferenceAdapterConfig",
+                "A vLLM server (or any server with OpenAI's API) at a URL you give.",
+            ),
+            ("openai", "OpenAIInferenceAdapter", "OpenAIConfig", "OpenAI's API."),
+            ("together", "TogetherInferenceAdapter", "TogetherImplConfig", "Together AI."),
+            ("fireworks", "FireworksInferenceAdapter", "FireworksImplConfig", "Fireworks AI."),
+            ("groq", "GroqInferenceAdapter", "GroqConfig", "GroqCloud."),
+            ("cerebras", "CerebrasInferenceAdapter", "CerebrasImplConfig", "Cerebras Inference."),
+            ("sambanova", "SambaNovaInferenceAdapter", "SambaNovaImplConfig", "SambaNova Cloud."),
+            (
+                "ollama",
+                "OllamaInferenceAdapter",
+                "OllamaImplConfig",
+                "An Ollama server, through its own API.",
+            ),
+        )
+    ),
 )
 
 

@@ -37,6 +37,27 @@ def test_local_distribution_loads():
     assert [m.model_id for m in config.models] == ["SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"]
 
 
+def test_remote_distribution_loads():
+    config = load_config("remote", env={})
+    assert config.image_name == "remote"
+    providers = {p.provider_id: p for p in config.providers_of(Api.inference)}
+    assert providers["vllm"].provider_type == "remote::vllm"
+    assert providers["vllm"].config["url"] == "http://localhost:8000/v1"
+    assert providers["sentence-transformers"].provider_type == "inline::sentence-transformers"
+    assert [(m.provider_id, m.model_type) for m in config.models] == [
+        ("vllm", "llm"),
+        ("sentence-transformers", "embedding"),
+    ]
+    custom = load_config("remote", env={"VLLM_URL": "http://gpu:9000/v1", "INFERENCE_MODEL": "x/y"})
+    assert custom.providers_of(Api.inference)[0].config["url"] == "http://gpu:9000/v1"
+    assert custom.models[0].model_id == "x/y"
+
+
+def test_remote_distribution_checks_the_ca_file():
+    with pytest.raises(ConfigError, match=r"providers.inference\[0\].config.tls_verify"):
+        load_config("remote", env={"VLLM_TLS_VERIFY": "/no/such/ca.pem"})
+
+
 def test_env_overrides_port_and_model(tmp_path):
     config = load_config("local", env={"STACKRAY_PORT": "9999", "INFERENCE_MODEL": "m"})
     assert config.server.port == 9999

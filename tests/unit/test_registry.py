@@ -72,3 +72,13 @@ def test_external_provider_config_validated():
 def test_api_order_puts_dependencies_first():
     stack = parse_config({"version": 2, "image_name": "t", "apis": ["inference"], "providers": {}})
     assert api_order(stack) == [Api.inference]
+
+
+def test_providers_doc_lists_every_provider_and_config_field():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "providers.md").read_text()
+    for spec in BUILTIN_PROVIDERS:
+        assert f"`{spec.provider_type}`" in doc, spec.provider_type
+        for name in import_object(spec.config_class).model_fields:
+            assert f"`{name}`" in doc, f"{spec.provider_type}: {name}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,19 +140,30 @@ def _tool_call_to_openai(call: ToolCall) -> dict[str, Any]:
     }
 
 
-def llama_messages_to_dicts(messages: list[Any]) -> list[dict[str, Any]]:
+def llama_messages_to_dicts(
+    messages: list[Any], convert_content: Callable[[Any, str], Any] = content_text
+) -> list[dict[str, Any]]:
+    """OpenAI-style message dicts. `convert_content(content, field)` gives each message's
+    content: plain text by default; remote providers pass one that keeps images as parts."""
     out: list[dict[str, Any]] = []
     for i, m in enumerate(messages):
         where = f"messages[{i}].content"
         if isinstance(m, SystemMessage):
-            out.append({"role": "system", "content": content_text(m.content, where)})
+            out.append({"role": "system", "content": convert_content(m.content, where)})
         elif isinstance(m, UserMessage):
-            text = content_text(m.content, where)
+            body = convert_content(m.content, where)
             if m.context is not None:
-                text = f"{text}\n\n{content_text(m.context, f'messages[{i}].context')}"
-            out.append({"role": "user", "content": text})
+                context = content_text(m.context, f"messages[{i}].context")
+                if isinstance(body, str):
+                    body = f"{body}\n\n{context}"
+                else:
+                    body = [*body, {"type": "text", "text": f"\n\n{context}"}]
+            out.append({"role": "user", "content": body})
         elif isinstance(m, CompletionMessage):
-            msg: dict[str, Any] = {"role": "assistant", "content": content_text(m.content, where)}
+            msg: dict[str, Any] = {
+                "role": "assistant",
+                "content": convert_content(m.content, where),
+            }
             if m.tool_calls:
                 msg["tool_calls"] = [_tool_call_to_openai(c) for c in m.tool_calls]
             out.append(msg)
@@ -160,7 +172,7 @@ def llama_messages_to_dicts(messages: list[Any]) -> list[dict[str, Any]]:
                 {
                     "role": "tool",
                     "tool_call_id": m.call_id,
-                    "content": content_text(m.content, where),
+                    "content": convert_content(m.content, where),
                 }
             )
         else:  # pragma: no cover - the request model admits only the four roles

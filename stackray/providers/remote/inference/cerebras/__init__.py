@@ -1,0 +1,1 @@
+"""`remote::cerebras`: Cerebras Inference."""

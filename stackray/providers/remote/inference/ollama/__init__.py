@@ -1,0 +1,1 @@
+"""`remote::ollama`: an Ollama server, through its own API."""

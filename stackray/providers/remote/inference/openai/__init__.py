@@ -1,0 +1,1 @@
+"""`remote::openai`: OpenAI's API."""

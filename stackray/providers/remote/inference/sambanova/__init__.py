@@ -1,0 +1,1 @@
+"""`remote::sambanova`: SambaNova Cloud."""

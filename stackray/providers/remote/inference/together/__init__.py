@@ -1,0 +1,1 @@
+"""`remote::together`: Together AI."""

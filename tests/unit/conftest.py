@@ -1,0 +1,36 @@
+"""Fixtures of the unit tests: the fake remote inference services (see `remote_servers`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.unit.remote_ollama_server import OLLAMA_MODELS, ollama_app
+from tests.unit.remote_servers import FakeService, openai_app
+
+
+@pytest.fixture(scope="session")
+def _openai_service() -> Iterator[FakeService]:
+    service = FakeService(openai_app).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def _ollama_service() -> Iterator[FakeService]:
+    service = FakeService(ollama_app).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture()
+def openai_server(_openai_service: FakeService) -> FakeService:
+    """A service speaking OpenAI's API, its records and failures cleared."""
+    return _openai_service.reset()
+
+
+@pytest.fixture()
+def ollama_server(_ollama_service: FakeService) -> FakeService:
+    """A service speaking Ollama's API, its records and failures cleared."""
+    return _ollama_service.reset(OLLAMA_MODELS)
