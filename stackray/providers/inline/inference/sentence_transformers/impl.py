@@ -7,6 +7,7 @@ import base64
 import importlib.util
 import os
 import struct
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -60,25 +61,43 @@ class _LoadedModel:
             raise BadRequestError(
                 f"cannot load embedding model {name!r}: {e}", field="provider_model_id"
             ) from None
+        # The fast tokenizer keeps mutable padding/truncation state: every use of the model
+        # and its tokenizer (encode, token counts) goes through this lock, off the event loop.
+        self.lock = threading.Lock()
         self.dimension = int(self.model.get_sentence_embedding_dimension() or 0)
         self.max_seq_length = int(self.model.max_seq_length or 512)
         self.batcher: MicroBatcher[str, list[float]] = MicroBatcher(
             self._encode_batch, config.max_batch_size, config.batch_wait_ms / 1000
         )
 
-    async def _encode_batch(self, texts: list[str]) -> list[list[float]]:
-        vectors = await asyncio.to_thread(
-            self.model.encode,
-            texts,
-            batch_size=len(texts),
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        with self.lock:
+            vectors = self.model.encode(
+                texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False
+            )
         return [v.tolist() for v in vectors]
 
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        tokenizer = self.model.tokenizer
-        return [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+    async def _encode_batch(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._encode, texts)
+
+    def _count_tokens(self, texts: list[str]) -> list[int]:
+        with self.lock:
+            ids = self.model.tokenizer(texts, add_special_tokens=True)["input_ids"]
+        return [len(i) for i in ids]
+
+    async def count_tokens(self, texts: list[str]) -> list[int]:
+        return await asyncio.to_thread(self._count_tokens, texts)
+
+    def _keep_end_sync(self, text: str) -> str:
+        with self.lock:
+            tokenizer = self.model.tokenizer
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            keep = self.max_seq_length - 2
+            return text if len(ids) <= keep else str(tokenizer.decode(ids[-keep:]))
+
+    async def keep_end(self, text: str) -> str:
+        """`text` cut at the start to fit the model (text_truncation 'start')."""
+        return await asyncio.to_thread(self._keep_end_sync, text)
 
 
 class SentenceTransformersInferenceProvider:
@@ -129,7 +148,7 @@ class SentenceTransformersInferenceProvider:
         if not texts:
             raise BadRequestError("no input texts to embed", field=field)
         loaded = await self._model(name)
-        counts = loaded.count_tokens(texts)
+        counts = await loaded.count_tokens(texts)
         if truncation == "none":
             too_long = [i for i, n in enumerate(counts) if n > loaded.max_seq_length]
             if too_long:
@@ -139,7 +158,7 @@ class SentenceTransformersInferenceProvider:
                     field=field,
                 )
         if truncation == "start":
-            texts = [self._keep_end(loaded, t) for t in texts]
+            texts = [await loaded.keep_end(t) for t in texts]
         vectors = await asyncio.gather(*(loaded.batcher.submit(t) for t in texts))
         if dimension is not None:
             if dimension < 1 or dimension > loaded.dimension:
@@ -149,13 +168,6 @@ class SentenceTransformersInferenceProvider:
                 )
             vectors = [_renormalize(v[:dimension]) for v in vectors]
         return list(vectors), sum(min(n, loaded.max_seq_length) for n in counts)
-
-    @staticmethod
-    def _keep_end(loaded: _LoadedModel, text: str) -> str:
-        tokenizer = loaded.model.tokenizer
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        keep = loaded.max_seq_length - 2
-        return text if len(ids) <= keep else tokenizer.decode(ids[-keep:])
 
     async def embeddings(self, request: EmbeddingsRequest) -> EmbeddingsResponse:
         texts = [_content_text(c) for c in request.contents]
