@@ -8,6 +8,7 @@ under Serve, in-process routers in unit tests), so the same routes are tested bo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -51,6 +52,7 @@ from stackray.runtime.request_context import (
 
 logger = logging.getLogger("stackray.gateway")
 
+HEALTH_TIMEOUT_S = 5.0
 OPENAI_PREFIXES = ("/v1/openai/v1", "/v1")
 _SECRET_WORDS = ("key", "token", "password", "secret", "credential")
 
@@ -222,6 +224,15 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
 
     @app.get("/v1/health", response_model=None)
     async def health() -> Response:
+        # Healthy once every API deployment answers: before that (models still loading on
+        # a first start) a readiness probe must not send traffic here.
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(call(api, "health") for api in b)), HEALTH_TIMEOUT_S
+            )
+        except Exception as exc:
+            logger.info("health check failed: %s", exc)
+            return _json(HealthInfo(status=HealthStatus.Error), status_code=503)
         return _json(HealthInfo(status=HealthStatus.OK))
 
     @app.get("/v1/version", response_model=None)

@@ -29,4 +29,5 @@ class InferenceDeployment(InferenceRouter, Dispatcher):
         await register_config_models(self, stack)
 
     async def check_health(self) -> None:
-        self.registry.store.get("health")
+        """Serve's replica health check."""
+        await self.health()

@@ -190,3 +190,21 @@ def test_bad_provider_data_header_is_400(client):
         headers={"X-LlamaStack-Provider-Data": "{not json"},
     )
     assert r.status_code == 400 and "X-LlamaStack-Provider-Data" in r.json()["detail"]
+
+
+def test_health_is_503_until_every_api_deployment_answers(tmp_path):
+    class NotReady:
+        async def health(self) -> None:
+            raise RuntimeError("still loading")
+
+    stack = parse_config(
+        {
+            "version": 2,
+            "image_name": "gw",
+            "apis": ["inference"],
+            "storage": {"data_dir": str(tmp_path)},
+        }
+    )
+    with TestClient(create_gateway_app(stack, {"inference": NotReady()})) as c:
+        r = c.get("/v1/health")
+        assert r.status_code == 503 and r.json() == {"status": "Error"}

@@ -61,6 +61,10 @@ class InferenceRouter:
         self.registry = registry
         self.completions = completions
 
+    async def health(self) -> None:
+        """Raises if this router cannot serve (its store is unreachable)."""
+        self.registry.store.get("health")
+
     # ---- models -------------------------------------------------------------------------
 
     def _provider_for_new_model(self, provider_id: str | None, model_id: str) -> str:
