@@ -17,6 +17,11 @@ class SentenceTransformersInferenceConfig(BaseModel):
     batch_wait_ms: float = Field(
         default=5.0, ge=0, description="How long to wait for more texts to fill a batch."
     )
+    num_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Torch CPU threads; default the replica's num_cpus (Ray sets OMP_NUM_THREADS to it).",
+    )
     max_loaded_models: int = Field(
         default=4, ge=1, description="Models kept in memory at once (least recently used go first)."
     )

@@ -107,6 +107,10 @@ class SentenceTransformersInferenceProvider:
         self, config: SentenceTransformersInferenceConfig, deps: dict[Any, Any], context: Any
     ) -> None:
         self.config = config
+        if config.num_threads:
+            import torch
+
+            torch.set_num_threads(config.num_threads)
         self._models: OrderedDict[str, _LoadedModel] = OrderedDict()
         self._load_lock = asyncio.Lock()
 
