@@ -14,7 +14,7 @@ from typing import Any
 
 from stackray.api.datatypes import Api
 from stackray.providers.registry import spec_for
-from stackray.runtime.config import DeploymentOptions, StackConfig, load_config, parse_config
+from stackray.runtime.config import DeploymentOptions, StackConfig, parse_config
 
 GATEWAY = "gateway"
 
@@ -133,4 +133,4 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
     return build_app_from_config(stack, raw)
 
 
-__all__ = ["build_app", "build_app_from_config", "load_config", "Gateway"]
+__all__ = ["build_app", "build_app_from_config", "Gateway"]
