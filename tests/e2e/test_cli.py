@@ -22,6 +22,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def write_echo_config(tmp_path: Path, name: str) -> Path:
+    """A run config serving model `m` with the external echo provider; its path."""
+    config = {
+        "version": 2,
+        "image_name": name,
+        "apis": ["inference"],
+        "providers": {
+            "inference": [
+                {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}
+            ]
+        },
+        "models": [{"model_id": "m", "provider_id": "echo"}],
+        "storage": {"data_dir": str(tmp_path / "data")},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([*STACKRAY, *args], capture_output=True, text=True, timeout=timeout)
 
@@ -56,20 +75,7 @@ def test_check_and_providers():
 
 def test_run_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
     port = free_port()
-    config = {
-        "version": 2,
-        "image_name": "e2e",
-        "apis": ["inference"],
-        "providers": {
-            "inference": [
-                {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}
-            ]
-        },
-        "models": [{"model_id": "m", "provider_id": "echo"}],
-        "storage": {"data_dir": str(tmp_path / "data")},
-    }
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_echo_config(tmp_path, "e2e")
     env = dict(os.environ, RAY_ADDRESS="")
     env.pop("RAY_ADDRESS")
     proc = subprocess.Popen(
@@ -114,20 +120,7 @@ def test_run_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
 def test_serve_run_with_generated_serve_config(tmp_path):
     """`stackray serve-config` output works with Ray Serve's own `serve run`."""
     port = free_port()
-    config = {
-        "version": 2,
-        "image_name": "e2e-serve",
-        "apis": ["inference"],
-        "providers": {
-            "inference": [
-                {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}
-            ]
-        },
-        "models": [{"model_id": "m", "provider_id": "echo"}],
-        "storage": {"data_dir": str(tmp_path / "data")},
-    }
-    run_yaml = tmp_path / "run.yaml"
-    run_yaml.write_text(yaml.safe_dump(config))
+    run_yaml = write_echo_config(tmp_path, "e2e-serve")
     serve_doc = yaml.safe_load(run_cli("serve-config", str(run_yaml)).stdout)
     serve_doc["http_options"] = {"host": "127.0.0.1", "port": port}
     serve_yaml = tmp_path / "serve.yaml"
