@@ -68,34 +68,44 @@ ROUTER_DEFAULTS: dict[str, Any] = {
 }
 
 
+def deployment_name(api: Api) -> str:
+    """The Serve deployment serving `api` (``vector_io`` -> ``vector-io``)."""
+    return api.value.replace("_", "-")
+
+
 def build_app_from_config(stack: StackConfig, raw: dict[str, Any], gpus: bool | None = None) -> Any:
+    """The Serve graph: model servers, then one deployment per routed API (each bound to
+    the deployments it calls), then the gateway bound to them all."""
     from ray import serve
 
-    from stackray.deployments.inference import InferenceDeployment
+    from stackray.deployments.api import ApiDeployment
     from stackray.deployments.model_server import ModelServerDeployment
+    from stackray.runtime.routers import router_dependencies, router_order
 
     gpus = cluster_has_gpus() if gpus is None else gpus
-    backends: dict[str, Any] = {}
-    if Api.inference in stack.apis:
+    bound: dict[Api, Any] = {}
+    for api in router_order(stack):
         model_servers = {}
-        for provider in stack.providers_of(Api.inference):
-            if spec_for(provider, Api.inference).model_server:
+        for provider in stack.providers_of(api):
+            if spec_for(provider, api).model_server:
                 dep = _deployment(
                     ModelServerDeployment,
                     f"model-{provider.provider_id}",
                     stack.deployment_options(provider.provider_id),
                     model_server_defaults(gpus),
                 )
-                model_servers[provider.provider_id] = dep.bind(
-                    raw, Api.inference.value, provider.provider_id
-                )
-        inference = _deployment(
-            InferenceDeployment, "inference", stack.deployment_options("inference"), ROUTER_DEFAULTS
+                model_servers[provider.provider_id] = dep.bind(raw, api.value, provider.provider_id)
+        deps = {dep.value: bound[dep] for dep in router_dependencies(stack, api)}
+        deployment = _deployment(
+            ApiDeployment,
+            deployment_name(api),
+            stack.deployment_options(api.value),
+            ROUTER_DEFAULTS,
         )
-        backends[Api.inference.value] = inference.bind(raw, model_servers)
+        bound[api] = deployment.bind(raw, api.value, deps, model_servers)
     gateway_cls = serve.ingress()(Gateway)
     gateway = _deployment(gateway_cls, GATEWAY, stack.deployment_options(GATEWAY), ROUTER_DEFAULTS)
-    return gateway.bind(raw, backends)
+    return gateway.bind(raw, {api.value: b for api, b in bound.items()})
 
 
 def resolved_config(args: dict[str, Any]) -> tuple[StackConfig, dict[str, Any]]:

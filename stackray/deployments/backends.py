@@ -196,16 +196,16 @@ class GuardedProvider:
         return stream
 
 
-class ProviderProxy:
-    """A provider that runs in another deployment (a model server), seen as a local object.
+class ApiClient:
+    """Another deployment (an API, or a model server) seen as a local object.
 
-    ``proxy.chat_completion(req)`` awaits the remote method; ``proxy.chat_completion_stream(req)``
-    iterates the remote async generator.
+    ``client.chat_completion(req)`` awaits the remote method; ``client.chat_completion_stream(req)``
+    iterates the remote async generator. The current request context travels with each call.
     """
 
-    def __init__(self, backend: Backend, provider_id: str) -> None:
+    def __init__(self, backend: Backend, name: str) -> None:
         self._backend = backend
-        self.provider_id = provider_id
+        self.name = name
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -221,3 +221,11 @@ class ProviderProxy:
             return await self._backend.call(name, *args, ctx=request_context_var.get())
 
         return caller
+
+
+class ProviderProxy(ApiClient):
+    """A provider that runs in a model-server deployment, seen as a local object."""
+
+    def __init__(self, backend: Backend, provider_id: str) -> None:
+        super().__init__(backend, provider_id)
+        self.provider_id = provider_id

@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel
 
 from stackray import __version__
 from stackray.api.datatypes import Api
 from stackray.api.errors import BadRequestError, NotFoundError, ServiceUnavailableError, StackError
-from stackray.api.inference import (
-    BatchChatCompletionRequest,
-    BatchCompletionRequest,
-    ChatCompletionRequest,
-    CompletionRequest,
-    EmbeddingsRequest,
-    OpenAIChatCompletionRequest,
-    OpenAICompletionRequest,
-    OpenAIEmbeddingsRequest,
-)
 from stackray.api.inspect import (
     HealthInfo,
     HealthStatus,
@@ -40,8 +29,8 @@ from stackray.api.inspect import (
     RouteInfo,
     VersionInfo,
 )
-from stackray.api.models import RegisterModelRequest
 from stackray.deployments.backends import Backend, as_backend, is_unavailable, unwrap
+from stackray.deployments.routes import Routes, json_response, register_all
 from stackray.runtime.config import StackConfig
 from stackray.runtime.request_context import (
     PROVIDER_DATA_HEADER,
@@ -49,22 +38,15 @@ from stackray.runtime.request_context import (
     parse_provider_data,
     request_context_var,
 )
+from stackray.runtime.routers import owner
 
 logger = logging.getLogger("stackray.gateway")
 
 HEALTH_TIMEOUT_S = 5.0
-OPENAI_PREFIXES = ("/v1/openai/v1", "/v1")
 _SECRET_WORDS = ("key", "token", "password", "secret", "credential")
 
 
-def _json(model: BaseModel | None, status_code: int = 200) -> Response:
-    if model is None:
-        return Response(status_code=status_code, content=b"null", media_type="application/json")
-    return Response(
-        content=model.model_dump_json(exclude_none=True),
-        status_code=status_code,
-        media_type="application/json",
-    )
+_json = json_response
 
 
 def error_body(err: StackError) -> dict[str, Any]:
@@ -180,6 +162,7 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
     app = FastAPI(title="stackray", version=__version__, docs_url="/docs", redoc_url=None)
     b: dict[str, Backend] = {name: as_backend(target) for name, target in backends.items()}
     served = set(stack.apis)
+    route_apis: dict[str, Api] = {}
 
     app.add_middleware(RequestContextMiddleware)
 
@@ -242,15 +225,14 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
     def _provider_types(api: Api | None) -> list[str]:
         if api is None:
             return []
-        # Models are served by the inference providers.
-        serving = Api.inference if api == Api.models else api
-        return sorted({p.provider_type for p in stack.providers_of(serving)})
+        # Routing-table APIs (models, shields ...) are served by their owner's providers.
+        return sorted({p.provider_type for p in stack.providers_of(owner(api))})
 
     @app.get("/v1/inspect/routes", response_model=None)
     async def inspect_routes() -> Response:
         routes = []
         for route in app.routes:
-            api = ROUTE_APIS.get(getattr(route, "path", ""))
+            api = route_apis.get(getattr(route, "path", ""))
             methods = sorted(getattr(route, "methods", None) or [])
             for method in methods:
                 if method == "HEAD":
@@ -287,128 +269,8 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
                 return _json(info)
         raise NotFoundError(f"provider {provider_id!r} not found", field="provider_id")
 
-    # ---- models ------------------------------------------------------------------------
-
-    @app.get("/v1/models", response_model=None)
-    async def list_models() -> Response:
-        # Both SDKs read this path: Llama Stack's fields plus OpenAI's (id, object, created, owned_by).
-        listing = await call("inference", "list_models")
-        data = []
-        for m in listing.data:
-            item = m.model_dump(mode="json", exclude_none=True)
-            item.update(id=m.identifier, object="model", created=0, owned_by=m.provider_id)
-            data.append(item)
-        return JSONResponse({"object": "list", "data": data})
-
-    @app.post("/v1/models", response_model=None)
-    async def register_model(body: RegisterModelRequest) -> Response:
-        return _json(await call("inference", "register_model", body))
-
-    @app.get("/v1/models/{model_id:path}", response_model=None)
-    async def get_model(model_id: str) -> Response:
-        model = await call("inference", "get_model", model_id)
-        item = model.model_dump(mode="json", exclude_none=True)
-        item.update(id=model.identifier, object="model", created=0, owned_by=model.provider_id)
-        return JSONResponse(item)
-
-    @app.delete("/v1/models/{model_id:path}", response_model=None)
-    async def unregister_model(model_id: str) -> Response:
-        await call("inference", "unregister_model", model_id)
-        return _json(None)
-
-    @app.get("/v1/openai/v1/models", response_model=None)
-    async def openai_list_models() -> Response:
-        return _json(await call("inference", "openai_list_models"))
-
-    # ---- inference ---------------------------------------------------------------------
-
-    @app.post("/v1/inference/chat-completion", response_model=None)
-    async def chat_completion(body: ChatCompletionRequest) -> Response:
-        if body.stream:
-            return await stream("inference", "chat_completion_stream", body)
-        return _json(await call("inference", "chat_completion", body))
-
-    @app.post("/v1/inference/completion", response_model=None)
-    async def completion(body: CompletionRequest) -> Response:
-        if body.stream:
-            return await stream("inference", "completion_stream", body)
-        return _json(await call("inference", "completion", body))
-
-    @app.post("/v1/inference/embeddings", response_model=None)
-    async def embeddings(body: EmbeddingsRequest) -> Response:
-        return _json(await call("inference", "embeddings", body))
-
-    @app.post("/v1/inference/batch-chat-completion", response_model=None)
-    async def batch_chat_completion(body: BatchChatCompletionRequest) -> Response:
-        return _json(await call("inference", "batch_chat_completion", body))
-
-    @app.post("/v1/inference/batch-completion", response_model=None)
-    async def batch_completion(body: BatchCompletionRequest) -> Response:
-        return _json(await call("inference", "batch_completion", body))
-
-    # ---- OpenAI-compatible (under /v1/openai/v1 and /v1) -------------------------------
-
-    async def openai_chat(body: OpenAIChatCompletionRequest) -> Response:
-        if body.stream:
-            return await stream("inference", "openai_chat_completion_stream", body, openai=True)
-        return _json(await call("inference", "openai_chat_completion", body))
-
-    async def openai_completions(body: OpenAICompletionRequest) -> Response:
-        if body.stream:
-            return await stream("inference", "openai_completion_stream", body, openai=True)
-        return _json(await call("inference", "openai_completion", body))
-
-    async def openai_embeddings(body: OpenAIEmbeddingsRequest) -> Response:
-        return _json(await call("inference", "openai_embeddings", body))
-
-    async def list_chat_completions(
-        after: str | None = Query(default=None),
-        limit: int | None = Query(default=20),
-        model: str | None = Query(default=None),
-        order: str = Query(default="desc"),
-    ) -> Response:
-        return _json(await call("inference", "list_chat_completions", after, limit, model, order))
-
-    async def get_chat_completion(completion_id: str) -> Response:
-        return _json(await call("inference", "get_chat_completion", completion_id))
-
-    openai_routes: list[tuple[str, str, Callable[..., Any]]] = [
-        ("POST", "/chat/completions", openai_chat),
-        ("GET", "/chat/completions", list_chat_completions),
-        ("GET", "/chat/completions/{completion_id}", get_chat_completion),
-        ("POST", "/completions", openai_completions),
-        ("POST", "/embeddings", openai_embeddings),
-    ]
-    for prefix in OPENAI_PREFIXES:
-        for method, path, endpoint in openai_routes:
-            app.add_api_route(prefix + path, endpoint, methods=[method], response_model=None)
+    routes = Routes(app, call, stream)
+    register_all(routes)
+    route_apis.update(routes.apis)
 
     return app
-
-
-# Which API a route belongs to, for /v1/inspect/routes.
-ROUTE_APIS: dict[str, Api] = {
-    "/v1/models": Api.models,
-    "/v1/models/{model_id:path}": Api.models,
-    "/v1/openai/v1/models": Api.models,
-    **{
-        p: Api.inference
-        for p in (
-            "/v1/inference/chat-completion",
-            "/v1/inference/completion",
-            "/v1/inference/embeddings",
-            "/v1/inference/batch-chat-completion",
-            "/v1/inference/batch-completion",
-        )
-    },
-    **{
-        prefix + path: Api.inference
-        for prefix in OPENAI_PREFIXES
-        for path in (
-            "/chat/completions",
-            "/chat/completions/{completion_id}",
-            "/completions",
-            "/embeddings",
-        )
-    },
-}

@@ -13,90 +13,39 @@ External providers live in other installed packages: a run config entry with
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
+from stackray.providers.spec import ProviderSpec
 
 if TYPE_CHECKING:
     from stackray.runtime.config import Provider, StackConfig
 
 
-@dataclass(frozen=True)
-class ProviderSpec:
-    """What the resolver needs to know to run a provider."""
-
-    api: Api
-    provider_type: str
-    impl: str
-    """``module:Class``; constructed as ``Class(config, deps, context)``, then ``await initialize()``."""
-    config_class: str
-    """``module:Class`` of a pydantic model validating the provider's ``config:`` mapping."""
-    api_dependencies: tuple[Api, ...] = ()
-    optional_api_dependencies: tuple[Api, ...] = ()
-    pip_packages: tuple[str, ...] = ()
-    model_server: bool = False
-    """Runs in its own Serve deployment (on a GPU when the cluster has one) instead of in-process."""
-    description: str = ""
-
-
-_INLINE = "stackray.providers.inline"
-_REMOTE = "stackray.providers.remote"
-
-BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
-    ProviderSpec(
-        api=Api.inference,
-        provider_type="inline::transformers",
-        impl=f"{_INLINE}.inference.transformers.impl:TransformersInferenceProvider",
-        config_class=f"{_INLINE}.inference.transformers.config:TransformersInferenceConfig",
-        pip_packages=("torch", "transformers", "gguf", "xgrammar"),
-        model_server=True,
-        description="Hugging Face transformers models (local directories or GGUF files), batched on CPU or GPU.",
-    ),
-    ProviderSpec(
-        api=Api.inference,
-        provider_type="inline::sentence-transformers",
-        impl=f"{_INLINE}.inference.sentence_transformers.impl:SentenceTransformersInferenceProvider",
-        config_class=f"{_INLINE}.inference.sentence_transformers.config:SentenceTransformersInferenceConfig",
-        pip_packages=("sentence-transformers",),
-        model_server=True,
-        description="Sentence-transformers embedding models, batched.",
-    ),
-    # Remote adapters are light HTTP clients: they run in-process in the inference deployment.
-    *(
-        ProviderSpec(
-            api=Api.inference,
-            provider_type=f"remote::{name}",
-            impl=f"{_REMOTE}.inference.{name}.adapter:{adapter}",
-            config_class=f"{_REMOTE}.inference.{name}.config:{config}",
-            model_server=False,
-            description=description,
-        )
-        for name, adapter, config, description in (
-            (
-                "vllm",
-                "VLLMInferenceAdapter",
-                "VLLMInferenceAdapterConfig",
-                "A vLLM server (or any server with OpenAI's API) at a URL you give.",
-            ),
-            ("openai", "OpenAIInferenceAdapter", "OpenAIConfig", "OpenAI's API."),
-            ("together", "TogetherInferenceAdapter", "TogetherImplConfig", "Together AI."),
-            ("fireworks", "FireworksInferenceAdapter", "FireworksImplConfig", "Fireworks AI."),
-            ("groq", "GroqInferenceAdapter", "GroqConfig", "GroqCloud."),
-            ("cerebras", "CerebrasInferenceAdapter", "CerebrasImplConfig", "Cerebras Inference."),
-            ("sambanova", "SambaNovaInferenceAdapter", "SambaNovaImplConfig", "SambaNova Cloud."),
-            (
-                "ollama",
-                "OllamaInferenceAdapter",
-                "OllamaImplConfig",
-                "An Ollama server, through its own API.",
-            ),
-        )
-    ),
+# One module per API under `stackray.providers.specs`, each defining `SPECS`.
+_SPEC_MODULES = (
+    "inference",
+    "vector_io",
+    "files",
+    "safety",
+    "tool_runtime",
+    "agents",
+    "telemetry",
 )
+
+
+def _load_builtin() -> tuple[ProviderSpec, ...]:
+    specs: list[ProviderSpec] = []
+    for name in _SPEC_MODULES:
+        module = importlib.import_module(f"stackray.providers.specs.{name}")
+        specs.extend(module.SPECS)
+    return tuple(specs)
+
+
+BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = _load_builtin()
 
 
 def builtin_spec(provider_type: str) -> ProviderSpec | None:

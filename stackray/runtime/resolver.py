@@ -72,24 +72,3 @@ def api_dependencies(stack: StackConfig, api: Api) -> set[Api]:
         needed.update(spec.api_dependencies)
         needed.update(d for d in spec.optional_api_dependencies if d in stack.apis)
     return needed
-
-
-def api_order(stack: StackConfig) -> list[Api]:
-    """The served APIs, each after the APIs it depends on."""
-    order: list[Api] = []
-    visiting: set[Api] = set()
-
-    def visit(api: Api) -> None:
-        if api in order:
-            return
-        if api in visiting:
-            raise ConfigError(f"dependency cycle between APIs involving {api.value}")
-        visiting.add(api)
-        for dep in sorted(api_dependencies(stack, api), key=lambda a: a.value):
-            visit(dep)
-        visiting.discard(api)
-        order.append(api)
-
-    for api in stack.apis:
-        visit(api)
-    return order

@@ -75,9 +75,21 @@ async def build_inference_router(
     return router
 
 
+async def build_router(
+    stack: StackConfig, deps: dict[Api, Any], model_servers: dict[str, Any] | None = None
+) -> InferenceRouter:
+    """The inference router (`ROUTERS[Api.inference]`)."""
+    return await build_inference_router(stack, model_servers)
+
+
 async def build_local_stack(stack: StackConfig) -> dict[str, Any]:
-    """Every served API's router in this process, keyed by API name (as the gateway expects)."""
-    routers: dict[str, Any] = {}
-    if Api.inference in stack.apis:
-        routers[Api.inference.value] = await build_inference_router(stack)
-    return routers
+    """Every served API's router in this process, keyed by API name (as the gateway
+    expects); each router gets the routers it depends on as in-process objects."""
+    from stackray.runtime.routers import build_router as build_api_router
+    from stackray.runtime.routers import router_dependencies, router_order
+
+    routers: dict[Api, Any] = {}
+    for api in router_order(stack):
+        deps = {dep: routers[dep] for dep in router_dependencies(stack, api)}
+        routers[api] = await build_api_router(stack, api, deps)
+    return {api.value: router for api, router in routers.items()}

@@ -76,3 +76,41 @@ def test_partial_stack_has_only_its_deployments():
     )
     built = build_serve_app(build_app_from_config(stack, raw, gpus=False), name="x")
     assert {d.name for d in built.deployments} == {"gateway", "inference"}
+
+
+def test_api_deployments_are_bound_in_dependency_order(monkeypatch):
+    """A router that calls another API gets that API's deployment; deployment names use dashes."""
+    from stackray.api.datatypes import Api
+    from stackray.runtime import routers
+    from stackray.runtime.config import parse_config
+    from stackray.runtime.routers import RouterSpec, router_order
+
+    monkeypatch.setitem(
+        routers.ROUTERS,
+        Api.vector_io,
+        RouterSpec("stackray.runtime.stack:build_router", dependencies=(Api.inference,)),
+    )
+    raw = {"version": 2, "image_name": "t", "apis": ["vector_io", "inference"]}
+    stack = parse_config(raw)
+    assert router_order(stack) == [Api.inference, Api.vector_io]
+    built = build_serve_app(build_app_from_config(stack, raw, gpus=False), name="stackray")
+    assert {d.name for d in built.deployments} == {"gateway", "inference", "vector-io"}
+
+
+def test_a_missing_dependency_is_a_config_error(monkeypatch):
+    import pytest
+
+    from stackray.api.datatypes import Api
+    from stackray.api.errors import ConfigError
+    from stackray.runtime import routers
+    from stackray.runtime.config import parse_config
+    from stackray.runtime.routers import RouterSpec, router_order
+
+    monkeypatch.setitem(
+        routers.ROUTERS,
+        Api.vector_io,
+        RouterSpec("stackray.runtime.stack:build_router", dependencies=(Api.inference,)),
+    )
+    stack = parse_config({"version": 2, "image_name": "t", "apis": ["vector_io"]})
+    with pytest.raises(ConfigError, match="needs API.*inference"):
+        router_order(stack)

@@ -8,7 +8,8 @@ from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
 from stackray.providers.registry import BUILTIN_PROVIDERS, import_object, spec_for
 from stackray.runtime.config import Provider, parse_config
-from stackray.runtime.resolver import api_order, instantiate_provider
+from stackray.runtime.resolver import instantiate_provider
+from stackray.runtime.routers import router_order
 
 
 def test_builtin_specs_point_at_real_classes():
@@ -71,7 +72,7 @@ def test_external_provider_config_validated():
 
 def test_api_order_puts_dependencies_first():
     stack = parse_config({"version": 2, "image_name": "t", "apis": ["inference"], "providers": {}})
-    assert api_order(stack) == [Api.inference]
+    assert router_order(stack) == [Api.inference]
 
 
 def test_providers_doc_lists_every_provider_and_config_field():

@@ -1,0 +1,111 @@
+"""One router per served API: it resolves the resource a request names (model id, vector
+db id, shield id ...) to a provider and calls it.
+
+`ROUTERS` lists, per API, the function building its router and the other APIs the router
+itself calls (its providers' API dependencies come from the provider registry). Each API
+with a router becomes one Ray Serve deployment; routing-table APIs (models, shields,
+vector_dbs, tool_groups ...) are served by the deployment of the API that owns them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stackray.api.datatypes import Api
+from stackray.api.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stackray.runtime.config import StackConfig
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    builder: str
+    """``module:function``; ``async function(stack, deps, model_servers) -> router``.
+
+    `deps` maps each API in `dependencies` (and each served one of
+    `optional_dependencies`) to an object whose methods call that API; `model_servers`
+    maps provider ids to the handles of their model-server deployments (None in one
+    process: providers are then instantiated in-process)."""
+    dependencies: tuple[Api, ...] = ()
+    optional_dependencies: tuple[Api, ...] = ()
+
+
+ROUTERS: dict[Api, RouterSpec] = {
+    Api.inference: RouterSpec("stackray.runtime.stack:build_router"),
+}
+
+# Routing-table APIs and the API whose deployment serves them.
+RESOURCE_OWNERS: dict[Api, Api] = {
+    Api.models: Api.inference,
+    Api.shields: Api.safety,
+    Api.vector_dbs: Api.vector_io,
+    Api.tool_groups: Api.tool_runtime,
+    Api.datasets: Api.datasetio,
+    Api.scoring_functions: Api.scoring,
+    Api.benchmarks: Api.eval,
+}
+
+
+def owner(api: Api) -> Api:
+    return RESOURCE_OWNERS.get(api, api)
+
+
+def routed_apis(stack: StackConfig) -> list[Api]:
+    """The served APIs that have a router (and so a deployment), in config order."""
+    apis: list[Api] = []
+    for api in stack.apis:
+        main = owner(api)
+        if main in ROUTERS and main not in apis:
+            apis.append(main)
+    return apis
+
+
+def router_dependencies(stack: StackConfig, api: Api) -> list[Api]:
+    """The APIs that `api`'s router or providers call, each of them served by the stack."""
+    from stackray.runtime.resolver import api_dependencies
+
+    spec = ROUTERS[api]
+    served = set(routed_apis(stack))
+    wanted = set(spec.dependencies) | api_dependencies(stack, api)
+    missing = sorted(d.value for d in wanted if d not in served)
+    if missing:
+        raise ConfigError(
+            f"the {api.value} API needs API(s) {', '.join(missing)}; add them to `apis`"
+        )
+    wanted |= {d for d in spec.optional_dependencies if d in served}
+    return sorted(wanted, key=lambda a: a.value)
+
+
+def router_order(stack: StackConfig) -> list[Api]:
+    """The routed APIs, each after the APIs it calls."""
+    order: list[Api] = []
+    visiting: set[Api] = set()
+
+    def visit(api: Api) -> None:
+        if api in order:
+            return
+        if api in visiting:
+            raise ConfigError(f"dependency cycle between APIs involving {api.value}")
+        visiting.add(api)
+        for dep in router_dependencies(stack, api):
+            visit(dep)
+        visiting.discard(api)
+        order.append(api)
+
+    for api in routed_apis(stack):
+        visit(api)
+    return order
+
+
+async def build_router(
+    stack: StackConfig,
+    api: Api,
+    deps: dict[Api, Any],
+    model_servers: dict[str, Any] | None = None,
+) -> Any:
+    from stackray.providers.registry import import_object
+
+    builder = import_object(ROUTERS[api].builder)
+    return await builder(stack, deps, model_servers)

@@ -1,0 +1,9 @@
+"""Routes of the agents API."""
+
+from __future__ import annotations
+
+from stackray.deployments.routes import Routes
+
+
+def register(routes: Routes) -> None:
+    pass

@@ -1,0 +1,9 @@
+"""Routes of the safety API."""
+
+from __future__ import annotations
+
+from stackray.deployments.routes import Routes
+
+
+def register(routes: Routes) -> None:
+    pass

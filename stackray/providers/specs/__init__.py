@@ -1,0 +1,1 @@
+"""Builtin provider specs, one module per API."""

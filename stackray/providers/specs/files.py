@@ -1,0 +1,7 @@
+"""files providers."""
+
+from __future__ import annotations
+
+from stackray.providers.spec import ProviderSpec
+
+SPECS: tuple[ProviderSpec, ...] = ()

@@ -1,0 +1,61 @@
+"""Inference providers."""
+
+from __future__ import annotations
+
+from stackray.api.datatypes import Api
+from stackray.providers.spec import ProviderSpec
+
+_INLINE = "stackray.providers.inline"
+_REMOTE = "stackray.providers.remote"
+
+SPECS: tuple[ProviderSpec, ...] = (
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="inline::transformers",
+        impl=f"{_INLINE}.inference.transformers.impl:TransformersInferenceProvider",
+        config_class=f"{_INLINE}.inference.transformers.config:TransformersInferenceConfig",
+        pip_packages=("torch", "transformers", "gguf", "xgrammar"),
+        model_server=True,
+        description="Hugging Face transformers models (local directories or GGUF files), batched on CPU or GPU.",
+    ),
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="inline::sentence-transformers",
+        impl=f"{_INLINE}.inference.sentence_transformers.impl:SentenceTransformersInferenceProvider",
+        config_class=f"{_INLINE}.inference.sentence_transformers.config:SentenceTransformersInferenceConfig",
+        pip_packages=("sentence-transformers",),
+        model_server=True,
+        description="Sentence-transformers embedding models, batched.",
+    ),
+    # Remote adapters are light HTTP clients: they run in-process in the inference deployment.
+    *(
+        ProviderSpec(
+            api=Api.inference,
+            provider_type=f"remote::{name}",
+            impl=f"{_REMOTE}.inference.{name}.adapter:{adapter}",
+            config_class=f"{_REMOTE}.inference.{name}.config:{config}",
+            model_server=False,
+            description=description,
+        )
+        for name, adapter, config, description in (
+            (
+                "vllm",
+                "VLLMInferenceAdapter",
+                "VLLMInferenceAdapterConfig",
+                "A vLLM server (or any server with OpenAI's API) at a URL you give.",
+            ),
+            ("openai", "OpenAIInferenceAdapter", "OpenAIConfig", "OpenAI's API."),
+            ("together", "TogetherInferenceAdapter", "TogetherImplConfig", "Together AI."),
+            ("fireworks", "FireworksInferenceAdapter", "FireworksImplConfig", "Fireworks AI."),
+            ("groq", "GroqInferenceAdapter", "GroqConfig", "GroqCloud."),
+            ("cerebras", "CerebrasInferenceAdapter", "CerebrasImplConfig", "Cerebras Inference."),
+            ("sambanova", "SambaNovaInferenceAdapter", "SambaNovaImplConfig", "SambaNova Cloud."),
+            (
+                "ollama",
+                "OllamaInferenceAdapter",
+                "OllamaImplConfig",
+                "An Ollama server, through its own API.",
+            ),
+        )
+    ),
+)

@@ -1,0 +1,7 @@
+"""safety providers."""
+
+from __future__ import annotations
+
+from stackray.providers.spec import ProviderSpec
+
+SPECS: tuple[ProviderSpec, ...] = ()
