@@ -1,0 +1,82 @@
+"""The ToolGroups and ToolRuntime APIs: tool groups, their tools, and invoking them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from stackray.api.common import URL, ApiModel, InterleavedContent, JsonValue
+from stackray.api.datatypes import ResourceType
+
+
+class ToolParameter(ApiModel):
+    name: str
+    parameter_type: str
+    description: str
+    required: bool = True
+    default: JsonValue = None
+
+
+class ToolDef(ApiModel):
+    """A tool as a model sees it: name, description, parameters."""
+
+    name: str
+    description: str | None = None
+    parameters: list[ToolParameter] | None = None
+    metadata: dict[str, JsonValue] | None = None
+
+
+class Tool(ApiModel):
+    """A registered tool (of a tool group)."""
+
+    identifier: str
+    provider_resource_id: str | None = None
+    provider_id: str
+    type: Literal[ResourceType.tool] = ResourceType.tool
+    toolgroup_id: str
+    description: str
+    parameters: list[ToolParameter]
+    metadata: dict[str, JsonValue] | None = None
+
+
+class ToolGroup(ApiModel):
+    """A registered tool group (``builtin::rag``, ``builtin::websearch``, an MCP server ...)."""
+
+    identifier: str
+    provider_resource_id: str | None = None
+    provider_id: str
+    type: Literal[ResourceType.tool_group] = ResourceType.tool_group
+    mcp_endpoint: URL | None = None
+    args: dict[str, JsonValue] | None = None
+
+
+class RegisterToolGroupRequest(ApiModel):
+    toolgroup_id: str
+    provider_id: str
+    mcp_endpoint: URL | None = None
+    args: dict[str, JsonValue] | None = None
+
+
+class ListToolGroupsResponse(ApiModel):
+    data: list[ToolGroup]
+
+
+class ListToolsResponse(ApiModel):
+    data: list[Tool]
+
+
+class ListToolDefsResponse(ApiModel):
+    data: list[ToolDef]
+
+
+class InvokeToolRequest(ApiModel):
+    tool_name: str
+    kwargs: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ToolInvocationResult(ApiModel):
+    content: InterleavedContent | None = None
+    error_message: str | None = None
+    error_code: int | None = None
+    metadata: dict[str, JsonValue] | None = None
