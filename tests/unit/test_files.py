@@ -169,6 +169,15 @@ def test_listing_order_pagination_and_purpose(tmp_path) -> None:
     assert empty.data == [] and empty.first_id == "" and empty.last_id == ""
 
 
+def test_uploads_within_one_second_list_in_upload_order(router: FilesRouter) -> None:
+    router._clock = lambda: 1_000_000.0
+    ids = [run(router.upload_file(b"x", f"{i}.txt", "assistants")).id for i in range(6)]
+    assert [f.id for f in run(router.list_files(order="asc")).data] == ids
+    assert [f.id for f in run(router.list_files()).data] == ids[::-1]
+    page = run(router.list_files(order="asc", after=ids[2], limit=2))
+    assert [f.id for f in page.data] == ids[3:5] and page.has_more
+
+
 @pytest.mark.parametrize(
     "kwargs,field",
     [

@@ -170,7 +170,12 @@ class FilesRouter:
         provider_id = self.upload_provider_id
         await self.providers[provider_id].put_content(file.id, bytes(content))
         doc = file.model_dump(mode="json")
-        doc.update(provider_id=provider_id, content_type=guess_content_type(name, content_type))
+        doc.update(
+            provider_id=provider_id,
+            content_type=guess_content_type(name, content_type),
+            # Orders uploads made within one second (created_at has whole seconds).
+            created_ns=time.time_ns(),
+        )
         try:
             self.store.put(file.id, doc)
         except BaseException:
@@ -206,7 +211,7 @@ class FilesRouter:
         where = {"purpose": checked_purpose.value} if checked_purpose else None
         docs, has_more = self.store.query(
             where,
-            order_by="created_at",
+            order_by="created_ns",
             desc=direction is Order.desc,
             after=after,
             limit=limit,
@@ -257,7 +262,7 @@ def open_files_store(stack: StackConfig) -> DocumentStore:
     return DocumentStore(
         stack.metadata_store_config(),
         table=FILES_TABLE,
-        indexed={"purpose": str, "created_at": int},
+        indexed={"purpose": str, "created_ns": int},
     )
 
 
