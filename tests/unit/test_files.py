@@ -5,6 +5,8 @@ the real `openai` SDK over a Starlette TestClient."""
 from __future__ import annotations
 
 import asyncio
+import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,7 +101,7 @@ def router(request, tmp_path) -> FilesRouter:
     if request.param == "localfs":
         return make_router(tmp_path)
     endpoint = request.getfixturevalue("s3_endpoint")
-    return make_router(tmp_path, s3_provider(endpoint, f"bucket-{tmp_path.name[-20:].lower()}"))
+    return make_router(tmp_path, s3_provider(endpoint, f"bucket-{uuid.uuid4().hex[:12]}"))
 
 
 def run(coro):
@@ -285,6 +287,22 @@ def test_a_stack_without_files_provider_is_refused(tmp_path) -> None:
         run(build_router(stack, {}))
 
 
+def test_other_apis_reach_files_through_an_api_client(tmp_path) -> None:
+    from stackray.deployments.backends import ApiClient, LocalBackend
+
+    router = make_router(tmp_path)
+    files = ApiClient(LocalBackend(router), "files")  # as deps[Api.files] in a deployment
+
+    async def use() -> None:
+        created = await files.upload_file(b"for a vector store", "v.txt", "assistants")
+        assert await files.get_file_content(created.id) == b"for a vector store"
+        listing = await files.list_files(None, 10, "asc", "assistants")
+        assert [f.id for f in listing.data] == [created.id]
+        assert (await files.delete_file(created.id)).deleted
+
+    run(use())
+
+
 # ---------------------------------------------------------------------------------------
 # remote::s3 specifics
 # ---------------------------------------------------------------------------------------
@@ -417,7 +435,10 @@ def test_upload_errors_over_http(http: TestClient) -> None:
     r = http.post(
         "/v1/files", files={"file": ("huge.bin", b"x" * 300_000)}, data={"purpose": "assistants"}
     )
-    assert r.status_code == 413  # refused from its Content-Length, before parsing
+    assert r.status_code == 413
+    # Refused from its Content-Length (the whole body), before the parser read the file.
+    announced = int(re.search(r"the upload is (\d+) bytes", r.json()["detail"]).group(1))
+    assert announced == int(r.request.headers["content-length"]) > 300_000
     assert http.get("/v1/files").json()["data"] == []
 
     r = http.get("/v1/files", params={"limit": "many"})
