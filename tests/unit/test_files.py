@@ -210,6 +210,8 @@ def test_upload_validates_purpose_and_size(tmp_path) -> None:
         run(router.upload_file(b"x", "x.txt", "batch"))
     assert err.value.field == "purpose" and "'batch'" in err.value.message
     assert "assistants" in err.value.message
+    with pytest.raises(BadRequestError, match="purpose"):
+        run(router.upload_file(b"x", "x.txt", None))  # type: ignore[arg-type]
 
     assert run(router.upload_file(b"0123456789", "ten.txt", "assistants")).bytes == 10
     with pytest.raises(PayloadTooLargeError) as too_big:

@@ -142,7 +142,8 @@ class FilesRouter:
     ) -> OpenAIFileObject:
         """Store `content` as a new file."""
         checked_purpose = parse_purpose(purpose)
-        assert checked_purpose is not None
+        if checked_purpose is None:
+            raise BadRequestError("the `purpose` field is required", field="purpose")
         if not isinstance(content, bytes | bytearray):
             raise BadRequestError("the file must be bytes", field="file")
         if len(content) > self.max_file_size_bytes:
