@@ -58,6 +58,13 @@ class ConflictError(StackError):
     error_type = "conflict_error"
 
 
+class PayloadTooLargeError(StackError):
+    """The request body (an uploaded file) is larger than the stack accepts (413)."""
+
+    status_code = 413
+    error_type = "request_too_large"
+
+
 class AuthenticationError(StackError):
     status_code = 401
     error_type = "authentication_error"

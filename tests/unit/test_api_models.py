@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from stackray.api import common, inference, inspect, models
+from stackray.api import common, files, inference, inspect, models
 from stackray.api.common import ImageContentItem
 from stackray.api.inference import (
     ChatCompletionRequest,
@@ -111,6 +111,9 @@ CONTRACT_NAMES: dict[type[BaseModel], str] = {
     inspect.ListRoutesResponse: "ListRoutesResponse",
     inspect.ProviderInfo: "ProviderInfo",
     inspect.ListProvidersResponse: "ListProvidersResponse",
+    files.OpenAIFileObject: "OpenAIFileObject",
+    files.ListOpenAIFileResponse: "ListOpenAIFileResponse",
+    files.OpenAIFileDeleteResponse: "OpenAIFileDeleteResponse",
 }
 
 # Type aliases (unions) -> the contract schema they follow.
@@ -140,6 +143,8 @@ ENUM_NAMES: list[tuple[type, str]] = [
     (inference.EmbeddingTaskType, "EmbeddingsRequest.task_type"),
     (models.ModelType, "ModelType"),
     (inspect.HealthStatus, "HealthInfo.status"),
+    (files.OpenAIFilePurpose, "OpenAIFilePurpose"),
+    (files.Order, "Order"),
 ]
 
 # Fields we add to a contract schema, and why.

@@ -23,11 +23,13 @@ def test_graph_of_local_distribution():
     assert set(deps) == {
         "gateway",
         "inference",
+        "files",
         "model-transformers",
         "model-sentence-transformers",
     }
     assert deps["gateway"].ray_actor_options["num_cpus"] == 0
     assert deps["inference"].ray_actor_options["num_cpus"] == 0
+    assert deps["files"].ray_actor_options["num_cpus"] == 0
 
 
 def test_model_servers_ask_for_a_gpu_only_when_the_cluster_has_one():

@@ -34,6 +34,11 @@ REQUIRED = {
     ("GET", "/v1/inspect/routes"),
     ("GET", "/v1/providers"),
     ("GET", "/v1/providers/{}"),
+    ("POST", "/v1/openai/v1/files"),
+    ("GET", "/v1/openai/v1/files"),
+    ("GET", "/v1/openai/v1/files/{}"),
+    ("DELETE", "/v1/openai/v1/files/{}"),
+    ("GET", "/v1/openai/v1/files/{}/content"),
 }
 
 
@@ -73,5 +78,10 @@ def test_openai_routes_also_under_v1():
         ("POST", "/v1/embeddings"),
         ("GET", "/v1/chat/completions"),
         ("GET", "/v1/chat/completions/{}"),
+        ("POST", "/v1/files"),
+        ("GET", "/v1/files"),
+        ("GET", "/v1/files/{}"),
+        ("DELETE", "/v1/files/{}"),
+        ("GET", "/v1/files/{}/content"),
     ]:
         assert (method, path) in served

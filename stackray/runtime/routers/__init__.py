@@ -34,6 +34,7 @@ class RouterSpec:
 
 ROUTERS: dict[Api, RouterSpec] = {
     Api.inference: RouterSpec("stackray.runtime.stack:build_router"),
+    Api.files: RouterSpec("stackray.runtime.routers.files:build_router"),
 }
 
 # Routing-table APIs and the API whose deployment serves them.

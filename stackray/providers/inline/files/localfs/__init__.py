@@ -1,0 +1,1 @@
+"""`inline::localfs`: files in a directory on this machine."""
