@@ -615,3 +615,15 @@ def make_chunks(
         )
         chunks.append(Chunk(content=content, metadata=meta))
     return chunks
+
+
+def count_tokens(text: str, tokenizer: Tokenizer | None = None) -> int:
+    """Tokens in `text` as chunking counts them (the default tokenizer unless given)."""
+    return (tokenizer or DEFAULT_TOKENIZER).count(text)
+
+
+def text_from_bytes(data: bytes, filename: str, document_id: str | None = None) -> str:
+    """The text of a stored file's bytes, its media type guessed from `filename` (and
+    sniffed from the bytes when the name says nothing)."""
+    mime = mimetypes.guess_type(filename)[0] if "." in filename else None
+    return content_to_text(DocumentContent(data, mime, document_id or filename))

@@ -315,22 +315,16 @@ class VectorStoresMixin:
     async def _file_chunks(
         self, file_id: str, filename: str, strategy: Any, attributes: dict[str, Any]
     ) -> tuple[list[Chunk], int]:
-        from stackray.providers.utils.documents import chunk_text, text_from_bytes
+        import asyncio
+
+        from stackray.providers.utils.documents import make_chunks, text_from_bytes
 
         files = self._require_files()
         content: bytes = await files.get_file_content(file_id)
-        text = text_from_bytes(content, filename=filename, document_id=file_id)
+        text = await asyncio.to_thread(text_from_bytes, content, filename, file_id)
         size, overlap = _chunking(strategy)
-        chunks = []
-        for i, piece in enumerate(chunk_text(text, size, overlap)):
-            metadata: dict[str, Any] = {**attributes}
-            metadata.update(
-                document_id=file_id,
-                file_id=file_id,
-                filename=filename,
-                chunk_id=f"{file_id}:{i}",
-            )
-            chunks.append(Chunk(content=piece, metadata=metadata))
+        metadata: dict[str, Any] = {**attributes, "file_id": file_id, "filename": filename}
+        chunks = make_chunks(file_id, text, size, overlap, metadata=metadata)
         return chunks, len(content)
 
     async def openai_attach_file_to_vector_store(

@@ -55,9 +55,12 @@ def check_template(template: str) -> None:
 class RagRuntime:
     """The logic of the ``builtin::rag`` tool group, over the VectorIO and Inference APIs."""
 
-    def __init__(self, vector_io: Any, inference: Any | None = None) -> None:
+    def __init__(
+        self, vector_io: Any, inference: Any | None = None, allowed_dirs: list[str] | None = None
+    ) -> None:
         self.vector_io = vector_io
         self.inference = inference
+        self.allowed_dirs = allowed_dirs or []
 
     async def insert(self, request: InsertRequest) -> None:
         from stackray.providers.utils.documents import document_text, make_chunks
@@ -72,7 +75,10 @@ class RagRuntime:
                     "document_id must not be empty", field=f"documents[{i}].document_id"
                 )
             text = await document_text(
-                doc.content, mime_type=doc.mime_type, document_id=doc.document_id
+                doc.content,
+                doc.mime_type,
+                name=doc.document_id,
+                allowed_dirs=self.allowed_dirs,
             )
             chunks.extend(
                 make_chunks(
