@@ -57,4 +57,12 @@ SPECS: tuple[ProviderSpec, ...] = (
         pip_packages=("pymilvus",),
         description="A Milvus server or Zilliz Cloud at a URI, with a token.",
     ),
+    ProviderSpec(
+        api=Api.vector_io,
+        provider_type="remote::weaviate",
+        impl=f"{_REMOTE}.weaviate.impl:WeaviateVectorIO",
+        config_class=f"{_REMOTE}.weaviate.config:WeaviateVectorIOConfig",
+        pip_packages=("weaviate-client",),
+        description="A Weaviate cluster; its URL and API key come with each request's provider data.",
+    ),
 )
