@@ -319,11 +319,19 @@ def test_data_survives_restart(persistent_harness, tmp_path):
     assert _ids(run(impl.query_keyword(db, "fox", 1, 0.0))) == ["f"]
 
 
-def test_chunk_without_embedding_is_refused(loaded):
+def test_bad_chunks_and_queries_are_refused_before_anything_is_written(loaded):
     h, db = loaded
+    good = _chunk("g", "good chunk", [0, 1, 1, 1])
     with pytest.raises(BadRequestError) as e:
-        run(h.impl.insert_chunks(db, [Chunk(content="x", metadata={"chunk_id": "x"})]))
-    assert e.value.field == "chunks"
+        run(h.impl.insert_chunks(db, [good, Chunk(content="x", metadata={"chunk_id": "x"})]))
+    assert e.value.field == "chunks[1].embedding"
+    with pytest.raises(BadRequestError, match="3 dimensions; vector db .* has 4") as e:
+        run(h.impl.insert_chunks(db, [good, _chunk("y", "short", [1, 0, 0])]))
+    assert e.value.field == "chunks[1].embedding"
+    assert len(run(h.impl.query_vector(db, QUERY, 10, -1.0))) == 4  # "g" was not written
+    with pytest.raises(BadRequestError, match="query embedding has 2 dimensions") as e:
+        run(h.impl.query_vector(db, [1, 0], 10, -1.0))
+    assert e.value.field == "query"
 
 
 def test_remote_chroma_talks_to_the_server(chroma_server, tmp_path):

@@ -255,3 +255,16 @@ def test_weaviate_cloud_needs_a_key(provider):
     with pytest.raises(BadRequestError, match="weaviate_api_key") as e:
         run(provider.register_vector_db(DB), "abc123.c0.europe-west3.gcp.weaviate.cloud", key=None)
     assert e.value.field == PROVIDER_DATA_HEADER
+
+
+def test_wrong_dimensions_are_refused_before_any_call(wire, provider):
+    with pytest.raises(BadRequestError, match="2 dimensions") as e:
+        run(
+            provider.insert_chunks(DB, [A, B.model_copy(update={"embedding": [1.0, 0.0]})]),
+            wire.url,
+        )
+    assert e.value.field == "chunks[1].embedding"
+    with pytest.raises(BadRequestError) as e:
+        run(provider.query_vector(DB, [1.0], 3, -1.0), wire.url)
+    assert e.value.field == "query"
+    assert wire.grpc_requests == []

@@ -63,14 +63,30 @@ def load_chunk(data: str | dict[str, Any]) -> Chunk:
     return Chunk.model_validate(data)
 
 
-def unique_chunks(chunks: list[Chunk]) -> list[tuple[str, Chunk]]:
-    """(chunk id, chunk) pairs; of chunks sharing an id the last one wins."""
+def unique_chunks(vector_db: VectorDB, chunks: list[Chunk]) -> list[tuple[str, Chunk]]:
+    """(chunk id, chunk) pairs; of chunks sharing an id the last one wins. Checked before
+    anything is written: every chunk has an embedding of the vector db's dimension."""
     by_id: dict[str, Chunk] = {}
-    for chunk in chunks:
+    for i, chunk in enumerate(chunks):
         if chunk.embedding is None:
-            raise BadRequestError("every chunk needs an embedding", field="chunks")
+            raise BadRequestError(f"chunks[{i}] has no embedding", field=f"chunks[{i}].embedding")
+        if len(chunk.embedding) != vector_db.embedding_dimension:
+            raise BadRequestError(
+                f"chunks[{i}].embedding has {len(chunk.embedding)} dimensions; vector db "
+                f"{vector_db.identifier!r} has {vector_db.embedding_dimension}",
+                field=f"chunks[{i}].embedding",
+            )
         by_id[chunk_id_of(chunk)] = chunk
     return list(by_id.items())
+
+
+def check_query_embedding(vector_db: VectorDB, embedding: list[float]) -> None:
+    if len(embedding) != vector_db.embedding_dimension:
+        raise BadRequestError(
+            f"the query embedding has {len(embedding)} dimensions; vector db "
+            f"{vector_db.identifier!r} has {vector_db.embedding_dimension}",
+            field="query",
+        )
 
 
 def collection_name(identifier: str, prefix: str = "vdb_") -> str:

@@ -19,6 +19,7 @@ from stackray.providers.utils.vector_db import (
     SyncClient,
     best_first,
     bm25_hits,
+    check_query_embedding,
     chunk_text,
     collection_name,
     db_name,
@@ -98,7 +99,7 @@ class ChromaVectorIO:
             self._keyword.drop(name)
 
     async def insert_chunks(self, vector_db: VectorDB, chunks: list[Chunk]) -> None:
-        items = unique_chunks(chunks)
+        items = unique_chunks(vector_db, chunks)
         if not items:
             return
         texts = [(cid, chunk_text(chunk)) for cid, chunk in items]
@@ -136,6 +137,7 @@ class ChromaVectorIO:
         score_threshold: float,
         filters: dict[str, Any] | None = None,
     ) -> list[ScoredChunk]:
+        check_query_embedding(vector_db, embedding)
         native, post = split_filters(filters, lambda _k, v: is_scalar(v))
 
         def query() -> list[ScoredChunk]:

@@ -21,6 +21,7 @@ from stackray.providers.utils.keyword import tokenize
 from stackray.providers.utils.vector_db import (
     SyncClient,
     best_first,
+    check_query_embedding,
     chunk_text,
     collection_name,
     db_name,
@@ -121,7 +122,7 @@ class MilvusVectorIO:
         await self._sync.run(drop)
 
     async def insert_chunks(self, vector_db: VectorDB, chunks: list[Chunk]) -> None:
-        items = unique_chunks(chunks)
+        items = unique_chunks(vector_db, chunks)
         if not items:
             return
         rows = []
@@ -196,6 +197,7 @@ class MilvusVectorIO:
         score_threshold: float,
         filters: dict[str, Any] | None = None,
     ) -> list[ScoredChunk]:
+        check_query_embedding(vector_db, embedding)
         native, post = split_filters(filters, _native)
         hits = await self._sync.run(
             self._search, db_name(vector_db), embedding, "vector", "COSINE", k, native, post

@@ -21,6 +21,7 @@ from stackray.providers.utils.vector_db import (
     SyncClient,
     best_first,
     bm25_hits,
+    check_query_embedding,
     chunk_text,
     chunk_uuid,
     collection_name,
@@ -119,7 +120,7 @@ class QdrantVectorIO:
     async def insert_chunks(self, vector_db: VectorDB, chunks: list[Chunk]) -> None:
         from qdrant_client import models
 
-        items = unique_chunks(chunks)
+        items = unique_chunks(vector_db, chunks)
         if not items:
             return
         await self.register_vector_db(vector_db)
@@ -161,6 +162,7 @@ class QdrantVectorIO:
         score_threshold: float,
         filters: dict[str, Any] | None = None,
     ) -> list[ScoredChunk]:
+        check_query_embedding(vector_db, embedding)
         native, post = split_filters(filters, _native)
         name = db_name(vector_db)
         if k <= 0:

@@ -25,6 +25,7 @@ from stackray.providers.utils.keyword import tokenize
 from stackray.providers.utils.vector_db import (
     SyncClient,
     best_first,
+    check_query_embedding,
     chunk_text,
     chunk_uuid,
     collection_name,
@@ -185,7 +186,7 @@ class WeaviateVectorIO:
     async def insert_chunks(self, vector_db: VectorDB, chunks: list[Chunk]) -> None:
         from weaviate.classes.data import DataObject
 
-        items = unique_chunks(chunks)
+        items = unique_chunks(vector_db, chunks)
         if not items:
             return
         objects = [
@@ -262,6 +263,7 @@ class WeaviateVectorIO:
         score_threshold: float,
         filters: dict[str, Any] | None = None,
     ) -> list[ScoredChunk]:
+        check_query_embedding(vector_db, embedding)
         from weaviate.classes.query import MetadataQuery
 
         native, post = split_filters(filters, _native)
