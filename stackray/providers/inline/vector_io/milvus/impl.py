@@ -220,6 +220,6 @@ class MilvusVectorIO:
         hits = await self._sync.run(
             self._search, db_name(vector_db), query, "sparse", "BM25", k, native, post
         )
-        # Milvus Lite reports BM25 scores negated (a distance); a server reports them as is.
+        # Milvus Lite reports BM25 scores as negative distances: keep their magnitude.
         scored = [ScoredChunk(chunk=chunk, score=abs(score)) for chunk, score in hits]
         return best_first(scored, k, score_threshold, post)
