@@ -356,3 +356,13 @@ def test_remote_chroma_talks_to_the_server(chroma_server, tmp_path):
     run(impl.unregister_vector_db(db.identifier))
     assert db_name(db) not in {c.name for c in client.list_collections()}
     assert not (tmp_path / "data" / "providers").exists()  # nothing written locally
+
+
+def test_remote_qdrant_config_takes_one_address():
+    from pydantic import ValidationError
+
+    from stackray.providers.remote.vector_io.qdrant.config import QdrantVectorIOConfig
+
+    assert QdrantVectorIOConfig(url="http://q:6333", api_key="k").url == "http://q:6333"
+    with pytest.raises(ValidationError, match="only one of location, url, host"):
+        QdrantVectorIOConfig(url="http://q:6333", host="q")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class QdrantVectorIOConfig(BaseModel):
@@ -24,3 +24,10 @@ class QdrantVectorIOConfig(BaseModel):
     prefix: str | None = Field(default=None, description="Path prefix of the REST API.")
     timeout: int | None = Field(default=None, description="Request timeout in seconds.")
     host: str | None = Field(default=None, description="Server host name, instead of `url`.")
+
+    @model_validator(mode="after")
+    def _one_address(self) -> QdrantVectorIOConfig:
+        given = [name for name in ("location", "url", "host") if getattr(self, name)]
+        if len(given) > 1:
+            raise ValueError(f"give only one of location, url, host (got {', '.join(given)})")
+        return self
