@@ -23,6 +23,7 @@ $(STAMP_RUN): pyproject.toml | $(PY)
 $(STAMP_TEST): $(STAMP_RUN) pyproject.toml
 	$(PIP) install -q -e ".[models,test]"
 	$(PIP) install -q -e tests/external/stackray-echo-provider
+	$(PIP) install -q --no-deps "weaviate-client==4.24.1"
 	touch $@
 
 install: $(STAMP_RUN)

@@ -2,6 +2,67 @@
 
 from __future__ import annotations
 
+from stackray.api.datatypes import Api
 from stackray.providers.spec import ProviderSpec
 
-SPECS: tuple[ProviderSpec, ...] = ()
+_INLINE = "stackray.providers.inline.vector_io"
+_REMOTE = "stackray.providers.remote.vector_io"
+
+SPECS: tuple[ProviderSpec, ...] = (
+    ProviderSpec(
+        api=Api.vector_io,
+        provider_type="inline::chromadb",
+        impl=f"{_INLINE}.chroma.impl:ChromaVectorIO",
+        config_class=f"{_INLINE}.chroma.config:ChromaVectorIOConfig",
+        pip_packages=("chromadb",),
+        description="An embedded Chroma database in the provider's data directory.",
+    ),
+    ProviderSpec(
+        api=Api.vector_io,
+        provider_type="remote::chromadb",
+        impl=f"{_REMOTE}.chroma.impl:ChromaRemoteVectorIO",
+        config_class=f"{_REMOTE}.chroma.config:ChromaVectorIOConfig",
+        pip_packages=("chromadb",),
+        description="A Chroma server at a URL you give.",
+    ),
+    ProviderSpec(
+        api=Api.vector_io,
+        provider_type="inline::qdrant",
+        impl=f"{_INLINE}.qdrant.impl:QdrantVectorIO",
+        config_class=f"{_INLINE}.qdrant.config:QdrantVectorIOConfig",
+        pip_packages=("qdrant-client",),
+        description="qdrant-client's local mode, persisted in the provider's data directory.",
+    ),
+    ProviderSpec(
+        api=Api.vector_io,
+        provider_type="remote::qdrant",
+        impl=f"{_REMOTE}.qdrant.impl:QdrantRemoteVectorIO",
+        config_class=f"{_REMOTE}.qdrant.config:QdrantVectorIOConfig",
+        pip_packages=("qdrant-client",),
+        description="A Qdrant server or Qdrant Cloud.",
+    ),
+    ProviderSpec(
+        api=Api.vector_io,
+        provider_type="inline::milvus",
+        impl=f"{_INLINE}.milvus.impl:MilvusVectorIO",
+        config_class=f"{_INLINE}.milvus.config:MilvusVectorIOConfig",
+        pip_packages=("pymilvus", "milvus-lite"),
+        description="Milvus Lite: a Milvus database in one file under the provider's data directory.",
+    ),
+    ProviderSpec(
+        api=Api.vector_io,
+        provider_type="remote::milvus",
+        impl=f"{_REMOTE}.milvus.impl:MilvusRemoteVectorIO",
+        config_class=f"{_REMOTE}.milvus.config:MilvusVectorIOConfig",
+        pip_packages=("pymilvus",),
+        description="A Milvus server or Zilliz Cloud at a URI, with a token.",
+    ),
+    ProviderSpec(
+        api=Api.vector_io,
+        provider_type="remote::weaviate",
+        impl=f"{_REMOTE}.weaviate.impl:WeaviateVectorIO",
+        config_class=f"{_REMOTE}.weaviate.config:WeaviateVectorIOConfig",
+        pip_packages=("weaviate-client",),
+        description="A Weaviate cluster; its URL and API key come with each request's provider data.",
+    ),
+)
