@@ -254,3 +254,43 @@ def test_on_a_gpu(model_dir, tmp_path):
     assert provider.device == "cuda"
     v = run(router, "pg", USER, threshold=0.75)
     assert v is not None and v.metadata["violation_type"] == "jailbreak"
+
+
+def test_the_router_reaches_it_through_its_model_server(model_dir, tmp_path):
+    """With model servers (as in Serve), the router calls the provider through a proxy:
+    here the model server is the provider object itself behind the same calling
+    convention (`as_backend`), so registration errors and verdicts cross it as in Serve."""
+    from stackray.api.datatypes import Api
+    from stackray.deployments.backends import ProviderProxy
+    from stackray.runtime.resolver import instantiate_provider
+    from stackray.runtime.routers.safety import build_router
+
+    stack = parse_config(
+        {
+            "version": 2,
+            "image_name": "pg-served",
+            "apis": ["safety"],
+            "providers": {
+                "safety": [
+                    {
+                        "provider_id": "prompt-guard",
+                        "provider_type": "inline::prompt-guard",
+                        "config": {"model_dir": str(model_dir), "threshold": 0.75},
+                    }
+                ]
+            },
+            "shields": [{"shield_id": "pg"}],
+            "storage": {"data_dir": str(tmp_path)},
+        }
+    )
+
+    async def build() -> Any:
+        served = await instantiate_provider(Api.safety, stack.providers_of(Api.safety)[0], stack)
+        return await build_router(stack, {}, {"prompt-guard": served})
+
+    router = asyncio.run(build())
+    assert isinstance(router.providers["prompt-guard"]._impl, ProviderProxy)
+    v = run(router, "pg", USER)
+    assert v is not None and v.metadata["violation_type"] == "jailbreak"
+    with pytest.raises(BadRequestError, match="does not exist"):
+        register(router, "pg2", model_dir=str(tmp_path / "missing"))
