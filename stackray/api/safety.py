@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from stackray.api.common import ApiModel, JsonValue, Message
+from stackray.api.common import ApiModel, JsonValue, Message, OpenAIApiModel
 from stackray.api.datatypes import ResourceType
 
 
@@ -52,3 +52,57 @@ class RunShieldRequest(ApiModel):
 
 class RunShieldResponse(ApiModel):
     violation: SafetyViolation | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# OpenAI-compatible moderations (beyond the contract: /v1/openai/v1/moderations)
+# ---------------------------------------------------------------------------------------
+
+
+class OpenAIModerationRequest(OpenAIApiModel):
+    """The body of `POST /v1/openai/v1/moderations`: `model` names the shield to run."""
+
+    input: str | list[str]
+    model: str | None = None
+
+
+class ModerationResult(OpenAIApiModel):
+    """One input's verdict, in OpenAI's shape; `user_message` and `metadata` come from the
+    shield's violation."""
+
+    flagged: bool
+    categories: dict[str, bool]
+    category_scores: dict[str, float]
+    category_applied_input_types: dict[str, list[str]]
+    user_message: str | None = None
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ModerationObject(OpenAIApiModel):
+    """OpenAI's moderation object: one result per input, in input order."""
+
+    id: str
+    model: str
+    results: list[ModerationResult]
+
+
+# ---------------------------------------------------------------------------------------
+# What a safety provider implements
+# ---------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class SafetyProvider(Protocol):
+    """A safety provider: checks shields when they are registered and runs them.
+
+    The router owns the shields registry; a provider sees a shield when it is registered
+    (to reject one it cannot run, naming why) and with each run.
+    """
+
+    async def register_shield(self, shield: Shield) -> Shield: ...
+
+    async def unregister_shield(self, shield: Shield) -> None: ...
+
+    async def run_shield(
+        self, shield: Shield, messages: list[Message], params: dict[str, JsonValue]
+    ) -> RunShieldResponse: ...

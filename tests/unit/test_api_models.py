@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from stackray.api import common, files, inference, inspect, models
+from stackray.api import common, files, inference, inspect, models, safety
 from stackray.api.common import ImageContentItem
 from stackray.api.inference import (
     ChatCompletionRequest,
@@ -100,6 +100,12 @@ CONTRACT_NAMES: dict[type[BaseModel], str] = {
     inference.OpenAIEmbeddingData: "OpenAIEmbeddingData",
     inference.OpenAIEmbeddingUsage: "OpenAIEmbeddingUsage",
     inference.OpenAIEmbeddingsResponse: "OpenAIEmbeddingsResponse",
+    safety.Shield: "Shield",
+    safety.RegisterShieldRequest: "RegisterShieldRequest",
+    safety.ListShieldsResponse: "ListShieldsResponse",
+    safety.SafetyViolation: "SafetyViolation",
+    safety.RunShieldRequest: "RunShieldRequest",
+    safety.RunShieldResponse: "RunShieldResponse",
     models.Model: "Model",
     models.RegisterModelRequest: "RegisterModelRequest",
     models.ListModelsResponse: "ListModelsResponse",
@@ -142,6 +148,7 @@ ENUM_NAMES: list[tuple[type, str]] = [
     (inference.TextTruncation, "EmbeddingsRequest.text_truncation"),
     (inference.EmbeddingTaskType, "EmbeddingsRequest.task_type"),
     (models.ModelType, "ModelType"),
+    (safety.ViolationLevel, "ViolationLevel"),
     (inspect.HealthStatus, "HealthInfo.status"),
     (files.OpenAIFilePurpose, "OpenAIFilePurpose"),
     (files.Order, "Order"),

@@ -24,10 +24,12 @@ def test_graph_of_local_distribution():
         "gateway",
         "inference",
         "files",
+        "safety",
         "model-transformers",
         "model-sentence-transformers",
     }
     assert deps["gateway"].ray_actor_options["num_cpus"] == 0
+    assert deps["safety"].ray_actor_options["num_cpus"] == 0
     assert deps["inference"].ray_actor_options["num_cpus"] == 0
     assert deps["files"].ray_actor_options["num_cpus"] == 0
 

@@ -28,14 +28,35 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_local_distribution_loads():
     config = load_config("local", env={})
     assert config.image_name == "local"
-    assert config.apis == [Api.inference, Api.files]
+    assert config.apis == [Api.inference, Api.files, Api.safety]
     assert {p.provider_type for p in config.providers_of(Api.inference)} == {
         "inline::transformers",
         "inline::sentence-transformers",
     }
     assert [p.provider_type for p in config.providers_of(Api.files)] == ["inline::localfs"]
+    assert {p.provider_type for p in config.providers_of(Api.safety)} == {
+        "inline::code-scanner",
+        "inline::llama-guard",
+    }
+    assert [(s.shield_id, s.provider_shield_id) for s in config.shields] == [
+        ("code-scanner", None),
+        ("llama-guard", "SmolLM2-135M-Instruct"),
+    ]
     assert config.server.port == 8321
     assert [m.model_id for m in config.models] == ["SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"]
+
+
+def test_gpu_distribution_loads():
+    config = load_config("gpu", env={})
+    assert config.apis == [Api.inference, Api.safety]
+    guard = next(s for s in config.shields if s.shield_id == "llama-guard")
+    assert guard.provider_shield_id == "Llama-Guard-3-1B"
+    model = next(m for m in config.models if m.model_id == "Llama-Guard-3-1B")
+    assert model.provider_model_id == "meta-llama/Llama-Guard-3-1B"
+    transformers = next(
+        p for p in config.providers_of(Api.inference) if p.provider_id == "transformers"
+    )
+    assert transformers.config["device"] == "cuda"
 
 
 def test_remote_distribution_loads():

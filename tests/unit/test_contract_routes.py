@@ -12,7 +12,7 @@ from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
 from tests import contract
 
-# Routes that must be served: the inference, models, inspect and providers APIs.
+# Routes that must be served: the inference, models, safety, shields, inspect and providers APIs.
 REQUIRED = {
     ("GET", "/v1/models"),
     ("POST", "/v1/models"),
@@ -29,6 +29,10 @@ REQUIRED = {
     ("GET", "/v1/openai/v1/chat/completions/{}"),
     ("POST", "/v1/openai/v1/completions"),
     ("POST", "/v1/openai/v1/embeddings"),
+    ("GET", "/v1/shields"),
+    ("POST", "/v1/shields"),
+    ("GET", "/v1/shields/{}"),
+    ("POST", "/v1/safety/run-shield"),
     ("GET", "/v1/health"),
     ("GET", "/v1/version"),
     ("GET", "/v1/inspect/routes"),
@@ -70,6 +74,11 @@ def test_contract_route_coverage():
     assert REQUIRED <= served, sorted(REQUIRED - served)
 
 
+def test_routes_beyond_the_contract():
+    # Deleting a shield (newer Llama Stack releases have it; the contract does not).
+    assert ("DELETE", "/v1/shields/{}") in served_routes()
+
+
 def test_openai_routes_also_under_v1():
     served = served_routes()
     for method, path in [
@@ -83,5 +92,7 @@ def test_openai_routes_also_under_v1():
         ("GET", "/v1/files/{}"),
         ("DELETE", "/v1/files/{}"),
         ("GET", "/v1/files/{}/content"),
+        ("POST", "/v1/moderations"),
+        ("POST", "/v1/openai/v1/moderations"),
     ]:
         assert (method, path) in served

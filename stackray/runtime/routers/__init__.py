@@ -35,6 +35,8 @@ class RouterSpec:
 ROUTERS: dict[Api, RouterSpec] = {
     Api.inference: RouterSpec("stackray.runtime.stack:build_router"),
     Api.files: RouterSpec("stackray.runtime.routers.files:build_router"),
+    # The safety router calls no API itself; llama-guard brings inference (its spec).
+    Api.safety: RouterSpec("stackray.runtime.routers.safety:build_router"),
 }
 
 # Routing-table APIs and the API whose deployment serves them.
