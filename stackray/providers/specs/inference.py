@@ -27,6 +27,15 @@ SPECS: tuple[ProviderSpec, ...] = (
         model_server=True,
         description="Sentence-transformers embedding models, batched.",
     ),
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="remote::bedrock",
+        impl=f"{_REMOTE}.inference.bedrock.adapter:BedrockInferenceAdapter",
+        config_class=f"{_REMOTE}.inference.bedrock.config:BedrockConfig",
+        pip_packages=("boto3",),
+        model_server=False,
+        description="Amazon Bedrock: Converse for chat and completion, InvokeModel for embeddings.",
+    ),
     # Remote adapters are light HTTP clients: they run in-process in the inference deployment.
     *(
         ProviderSpec(

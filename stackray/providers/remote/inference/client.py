@@ -27,7 +27,7 @@ import random
 import ssl
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -133,6 +133,20 @@ async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str
             event = value
     if data:
         yield event, "\n".join(data)
+
+
+class Transport(Protocol):
+    """What an adapter sends OpenAI-shaped requests through (`RemoteClient` over HTTP)."""
+
+    base_url: str
+
+    async def request_json(
+        self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
+    ) -> Any: ...
+
+    async def stream_sse(self, path: str, body: Any) -> AsyncGenerator[Any, None]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class RemoteClient:
