@@ -165,6 +165,7 @@ class RemoteClient:
         connect_timeout_s: float = 10.0,
         max_retries: int = 2,
         retry_backoff_s: float = 0.5,
+        max_connections: int = 256,
     ) -> None:
         self.provider_id = provider_id
         self.base_url = base_url.rstrip("/")
@@ -174,6 +175,11 @@ class RemoteClient:
         self.retry_backoff_s = retry_backoff_s
         self._api_key = api_key
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        # Keep as many connections alive as may be in use: with httpx's default of 20, the
+        # requests beyond 20 in flight each opened and closed a connection of their own.
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._verify: bool | ssl.SSLContext = (
             ssl.create_default_context(cafile=tls_verify)
             if isinstance(tls_verify, str)
@@ -224,6 +230,7 @@ class RemoteClient:
                 timeout=self._timeout,
                 verify=self._verify,
                 follow_redirects=True,
+                limits=self._limits,
                 headers={"User-Agent": f"stackray/{__version__}"},
             )
             self._clients[loop] = client

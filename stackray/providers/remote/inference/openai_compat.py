@@ -99,6 +99,7 @@ class OpenAICompatibleInferenceAdapter(Generic[ConfigT]):
             connect_timeout_s=config.connect_timeout_s,
             max_retries=config.max_retries,
             retry_backoff_s=config.retry_backoff_s,
+            max_connections=config.max_connections,
         )
 
     def base_url(self) -> str:
