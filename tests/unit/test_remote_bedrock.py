@@ -667,3 +667,41 @@ def test_models_are_listed_from_bedrock():
         ("meta.llama3-8b-instruct-v1:0", ModelType.llm),
         ("amazon.titan-embed-text-v2:0", ModelType.embedding),
     ]
+
+
+# ---- per-request credentials -------------------------------------------------------------
+
+
+def test_provider_data_brings_the_requests_own_aws_credentials():
+    from tests.unit.test_remote_inference import with_provider_data
+
+    adapter = bedrock()
+    configured = stub(adapter)  # nothing queued: the configured client must not be used
+    own = ("AKIDREQUEST", "request-secret", "request-token")
+    client = adapter.bedrock.boto_client("bedrock-runtime", own)
+    credentials = client._request_signer._credentials
+    assert (credentials.access_key, credentials.secret_key, credentials.token) == own
+    assert client.meta.region_name == "us-west-2"
+    stubber = Stubber(client)
+    stubber.activate()
+    stubber.add_response("converse", converse_answer([{"text": "yours"}]))
+    data = dict(
+        zip(("aws_access_key_id", "aws_secret_access_key", "aws_session_token"), own, strict=True)
+    )
+    response = with_provider_data(data, call, adapter, "chat_completion", _chat())
+    assert response.completion_message.content == "yours"
+    stubber.assert_no_pending_responses()
+    configured.assert_no_pending_responses()
+
+    with pytest.raises(
+        BadRequestError, match="needs both 'aws_access_key_id' and 'aws_secret_access_key'"
+    ):
+        with_provider_data({"aws_access_key_id": "AKID"}, call, adapter, "chat_completion", _chat())
+    with pytest.raises(BadRequestError, match="'aws_secret_access_key' must be a string"):
+        with_provider_data(
+            {"aws_access_key_id": "AKID", "aws_secret_access_key": 3},
+            call,
+            adapter,
+            "chat_completion",
+            _chat(),
+        )

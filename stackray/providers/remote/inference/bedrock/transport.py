@@ -43,6 +43,7 @@ from stackray.api.errors import (
 )
 from stackray.providers.remote.inference.bedrock import convert
 from stackray.providers.remote.inference.bedrock.config import BedrockConfig
+from stackray.runtime.request_context import current_provider_data
 
 logger = logging.getLogger("stackray.providers.remote")
 
@@ -66,6 +67,9 @@ _CREDENTIALS = {
     "signaturedoesnotmatch",
 }
 _END = object()
+PROVIDER_DATA_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+"""Provider-data keys with which a request brings its own AWS credentials."""
+MAX_REQUEST_CLIENTS = 8
 
 
 def _code_and_status(exc: Any) -> tuple[str, int, str]:
@@ -83,17 +87,25 @@ class BedrockTransport:
         self.config = config
         self.max_retries = (config.total_max_attempts or 3) - 1
         self._lock = threading.Lock()
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[Any, Any] = {}
         self._session_started = 0.0
         self.base_url = f"Bedrock ({config.endpoint_url or config.region_name or 'default region'})"
         self.boto_client("bedrock-runtime")  # a missing region or profile fails at start
 
     # ---- boto3 -----------------------------------------------------------------------------
 
-    def _session(self) -> Any:
+    def _session(self, credentials: tuple[str, str, str | None] | None = None) -> Any:
         import boto3
 
         c = self.config
+        if credentials is not None:
+            key_id, secret, token = credentials
+            return boto3.session.Session(
+                aws_access_key_id=key_id,
+                aws_secret_access_key=secret,
+                aws_session_token=token,
+                region_name=c.region_name,
+            )
         return boto3.session.Session(
             aws_access_key_id=c.aws_access_key_id,
             aws_secret_access_key=(
@@ -106,8 +118,31 @@ class BedrockTransport:
             profile_name=c.profile_name,
         )
 
-    def boto_client(self, service: str) -> Any:
-        """The boto3 client of `service` ('bedrock-runtime' or 'bedrock'), made anew once the
+    def request_credentials(self) -> tuple[str, str, str | None] | None:
+        """AWS credentials the request brings in its provider data (`aws_access_key_id`,
+        `aws_secret_access_key`, optionally `aws_session_token`), or None."""
+        data = current_provider_data()
+        if not isinstance(data, dict) or not any(k in data for k in PROVIDER_DATA_KEYS):
+            return None
+        values = {k: data.get(k) for k in PROVIDER_DATA_KEYS}
+        for key, value in values.items():
+            if value is not None and not isinstance(value, str):
+                raise BadRequestError(
+                    f"provider data {key!r} must be a string, got {type(value).__name__}"
+                )
+        key_id, secret, token = values.values()
+        if not key_id or not secret:
+            raise BadRequestError(
+                f"provider '{self.provider_id}': provider data needs both "
+                "'aws_access_key_id' and 'aws_secret_access_key'"
+            )
+        return str(key_id), str(secret), str(token) if token else None
+
+    def boto_client(
+        self, service: str, credentials: tuple[str, str, str | None] | None = None
+    ) -> Any:
+        """The boto3 client of `service` ('bedrock-runtime' or 'bedrock'), with the
+        configured credentials or a request's own (`credentials`); made anew once the
         session is older than `session_ttl`."""
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError, NoRegionError, ProfileNotFound
@@ -116,7 +151,8 @@ class BedrockTransport:
             ttl = self.config.session_ttl
             if ttl is not None and time.monotonic() - self._session_started > ttl:
                 self._clients.clear()
-            client = self._clients.get(service)
+            cache_key = service if credentials is None else (service, *credentials)
+            client = self._clients.get(cache_key)
             if client is None:
                 retries: dict[str, Any] = {"total_max_attempts": 1}
                 if self.config.retry_mode:
@@ -129,7 +165,7 @@ class BedrockTransport:
                 )
                 endpoint = self.config.endpoint_url if service == "bedrock-runtime" else None
                 try:
-                    client = self._session().client(
+                    client = self._session(credentials).client(
                         service, config=boto_config, endpoint_url=endpoint
                     )
                 except NoRegionError:
@@ -141,7 +177,12 @@ class BedrockTransport:
                     raise ConfigError(f"provider '{self.provider_id}': {exc}") from None
                 if not self._clients:
                     self._session_started = time.monotonic()
-                self._clients[service] = client
+                if credentials is not None:
+                    # Clients of request credentials: the most recent few are kept.
+                    own = [k for k in self._clients if isinstance(k, tuple)]
+                    for old_key in own[: max(0, len(own) - MAX_REQUEST_CLIENTS + 1)]:
+                        del self._clients[old_key]
+                self._clients[cache_key] = client
             return client
 
     def error(self, exc: Exception, where: str) -> StackError:
@@ -201,10 +242,11 @@ class BedrockTransport:
 
     async def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`client.<operation>(**params)` in a worker thread, with retries."""
+        credentials = self.request_credentials()
         attempt = 0
         while True:
             try:
-                client = await asyncio.to_thread(self.boto_client, service)
+                client = await asyncio.to_thread(self.boto_client, service, credentials)
                 method: Callable[..., dict[str, Any]] = getattr(client, operation)
                 return await asyncio.to_thread(functools.partial(method, **params))
             except StackError:
