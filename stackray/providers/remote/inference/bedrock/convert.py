@@ -116,7 +116,9 @@ def _content_blocks(content: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _tool_use_block(call: Any, where: str) -> dict[str, Any]:
-    function = call.get("function") or {} if isinstance(call, dict) else {}
+    if not isinstance(call, dict):
+        raise BadRequestError(f"{where} must be an object", field=where)
+    function = call.get("function") or {}
     name = function.get("name")
     if not name:
         raise BadRequestError(f"{where}.function.name is required", field=where)
