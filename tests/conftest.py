@@ -120,3 +120,39 @@ def postgres_config(postgres_server: PostgresServerInfo) -> PostgresStoreConfig:
         user=POSTGRES_TEST_USER,
         password=POSTGRES_TEST_PASSWORD,
     )
+
+
+# ---- GPU tests ----------------------------------------------------------------------------
+
+
+def _gpu_and_vllm() -> str | None:
+    """None when a CUDA GPU and vllm are here, else what is missing."""
+    import importlib.util
+
+    try:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    except Exception:
+        gpu = False
+    missing = [] if gpu else ["a CUDA GPU"]
+    if importlib.util.find_spec("vllm") is None:
+        missing.append("vllm (pip install '.[gpu]')")
+    return " and ".join(missing) or None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.gpu` tests run wherever a CUDA GPU and vllm are present. Elsewhere
+    they are reported as skipped, naming what is missing, unless STACKRAY_REQUIRE_GPU=1
+    (a GPU CI job) makes them run, and fail, there."""
+    import os
+
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items or os.environ.get("STACKRAY_REQUIRE_GPU") == "1":
+        return
+    missing = _gpu_and_vllm()
+    if missing is None:
+        return
+    marker = pytest.mark.skip(reason=f"needs {missing}; run on a GPU machine: pytest -m gpu")
+    for item in gpu_items:
+        item.add_marker(marker)

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from stackray.api.datatypes import Api
-from stackray.providers.registry import spec_for
+from stackray.providers.registry import check_hosts, serve_options, spec_for
 from stackray.runtime.config import DeploymentOptions, StackConfig, parse_config
 
 GATEWAY = "gateway"
@@ -55,10 +55,33 @@ def _deployment(cls: type, name: str, options: DeploymentOptions, defaults: dict
     return serve.deployment(name=name)(cls).options(**opts)
 
 
-def model_server_defaults(gpus: bool) -> dict[str, Any]:
-    if gpus:
-        return {"ray_actor_options": {"num_cpus": 1, "num_gpus": 1}, "max_ongoing_requests": 64}
-    return {"ray_actor_options": {"num_cpus": 1}, "max_ongoing_requests": 64}
+def cluster_gpu_count() -> float | None:
+    """The Ray cluster's GPUs, or None when this process is not connected to Ray."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        return float(ray.cluster_resources().get("GPU", 0))
+    except Exception:
+        return None
+
+
+def model_server_defaults(
+    gpus: bool, provider_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Serve options of a model server: one CPU (and a GPU when the cluster has one),
+    updated with what the provider asks for (`ProviderSpec.serve_options`: its GPUs, a
+    placement group for tensor parallelism ...)."""
+    actor: dict[str, Any] = {"num_cpus": 1, "num_gpus": 1} if gpus else {"num_cpus": 1}
+    defaults: dict[str, Any] = {"max_ongoing_requests": 64}
+    for key, value in (provider_options or {}).items():
+        if key == "ray_actor_options":
+            actor.update(value)
+        else:
+            defaults[key] = value
+    defaults["ray_actor_options"] = actor
+    return defaults
 
 
 # Routers and the gateway are light async code: they ask for no CPU so they always fit.
@@ -73,9 +96,14 @@ def deployment_name(api: Api) -> str:
     return api.value.replace("_", "-")
 
 
-def build_app_from_config(stack: StackConfig, raw: dict[str, Any], gpus: bool | None = None) -> Any:
+def build_app_from_config(
+    stack: StackConfig, raw: dict[str, Any], gpus: bool | None = None, *, host_checks: bool = True
+) -> Any:
     """The Serve graph: model servers, then one deployment per routed API (each bound to
-    the deployments it calls), then the gateway bound to them all."""
+    the deployments it calls), then the gateway bound to them all.
+
+    `host_checks` first checks that the providers can run on the Ray cluster (or this
+    machine, outside Ray): a provider needing GPUs there are not is a `ConfigError`."""
     from ray import serve
 
     from stackray.deployments.api import ApiDeployment
@@ -83,16 +111,19 @@ def build_app_from_config(stack: StackConfig, raw: dict[str, Any], gpus: bool | 
     from stackray.runtime.routers import router_dependencies, router_order
 
     gpus = cluster_has_gpus() if gpus is None else gpus
+    if host_checks:
+        check_hosts(stack, cluster_gpu_count())
     bound: dict[Api, Any] = {}
     for api in router_order(stack):
         model_servers = {}
         for provider in stack.providers_of(api):
-            if spec_for(provider, api).model_server:
+            spec = spec_for(provider, api)
+            if spec.model_server:
                 dep = _deployment(
                     ModelServerDeployment,
                     f"model-{provider.provider_id}",
                     stack.deployment_options(provider.provider_id),
-                    model_server_defaults(gpus),
+                    model_server_defaults(gpus, serve_options(spec, provider.config)),
                 )
                 model_servers[provider.provider_id] = dep.bind(raw, api.value, provider.provider_id)
         deps = {dep.value: bound[dep] for dep in router_dependencies(stack, api)}

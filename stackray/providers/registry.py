@@ -141,3 +141,23 @@ def validate_providers(config: StackConfig, source: str) -> None:
                 f"{source}: models[{i}].provider_id: no provider {model.provider_id!r} "
                 f"(providers: {', '.join(sorted(provider_ids)) or 'none'})"
             )
+
+
+def check_hosts(config: StackConfig, gpus: float | None = None) -> None:
+    """Run the host checks of the served providers (`ProviderSpec.host_check`): raise
+    `ConfigError` for one that cannot run on this machine (`gpus` None) or cluster."""
+    for api in config.apis:
+        for provider in config.providers_of(api):
+            spec = spec_for(provider, api)
+            if spec.host_check is None:
+                continue
+            check = import_object(spec.host_check)
+            check(provider.provider_id, parse_provider_config(spec, provider.config), gpus)
+
+
+def serve_options(spec: ProviderSpec, raw: dict[str, Any]) -> dict[str, Any]:
+    """The Serve options a model-server provider asks for (`ProviderSpec.serve_options`)."""
+    if spec.serve_options is None:
+        return {}
+    options: dict[str, Any] = import_object(spec.serve_options)(parse_provider_config(spec, raw))
+    return options

@@ -23,3 +23,10 @@ class ProviderSpec:
     model_server: bool = False
     """Runs in its own Serve deployment (on a GPU when the cluster has one) instead of in-process."""
     description: str = ""
+    serve_options: str | None = None
+    """``module:function``: ``function(config) -> dict`` of Serve options (resources,
+    placement group) for the provider's model-server deployment, under the run config's
+    own `deployments` options."""
+    host_check: str | None = None
+    """``module:function``: ``function(provider_id, config, gpus)`` raising `ConfigError`
+    when the provider cannot run (`gpus`: the Ray cluster's GPUs, None for this machine)."""

@@ -104,6 +104,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         stack, _ = resolved_config({"config": args.config})
     except ConfigError as e:
         return _fail(f"invalid config:\n{e}")
+    if not args.skip_host_checks:
+        from stackray.providers.registry import check_hosts
+
+        try:
+            check_hosts(stack)
+        except ConfigError as e:
+            return _fail(f"cannot run here:\n{e}\n(--skip-host-checks validates the config alone)")
     print(f"{stack.image_name}: ok ({', '.join(a.value for a in stack.apis)})")
     return 0
 
@@ -180,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a run config and exit")
     check.add_argument("config", help="run config file or distribution name")
+    check.add_argument(
+        "--skip-host-checks",
+        action="store_true",
+        help="do not check that this machine can run the providers (GPUs, packages)",
+    )
     check.set_defaults(func=cmd_check)
 
     providers = sub.add_parser("providers", help="list the built-in providers")

@@ -53,10 +53,10 @@ def test_gpu_distribution_loads():
     assert guard.provider_shield_id == "Llama-Guard-3-1B"
     model = next(m for m in config.models if m.model_id == "Llama-Guard-3-1B")
     assert model.provider_model_id == "meta-llama/Llama-Guard-3-1B"
-    transformers = next(
-        p for p in config.providers_of(Api.inference) if p.provider_id == "transformers"
-    )
-    assert transformers.config["device"] == "cuda"
+    assert model.provider_id == "guard"
+    providers = {p.provider_id: p for p in config.providers_of(Api.inference)}
+    assert providers["guard"].config["device"] == "cuda"
+    assert providers["vllm"].provider_type == "inline::vllm"
 
 
 def test_remote_distribution_loads():

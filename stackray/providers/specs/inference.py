@@ -27,6 +27,26 @@ SPECS: tuple[ProviderSpec, ...] = (
         model_server=True,
         description="Sentence-transformers embedding models, batched.",
     ),
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="remote::bedrock",
+        impl=f"{_REMOTE}.inference.bedrock.adapter:BedrockInferenceAdapter",
+        config_class=f"{_REMOTE}.inference.bedrock.config:BedrockConfig",
+        pip_packages=("boto3",),
+        model_server=False,
+        description="Amazon Bedrock: Converse for chat and completion, InvokeModel for embeddings.",
+    ),
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="inline::vllm",
+        impl=f"{_INLINE}.inference.vllm.impl:VLLMInferenceProvider",
+        config_class=f"{_INLINE}.inference.vllm.config:VLLMConfig",
+        pip_packages=("vllm",),
+        model_server=True,
+        serve_options=f"{_INLINE}.inference.vllm.config:deployment_options",
+        host_check=f"{_INLINE}.inference.vllm.config:check_host",
+        description="vLLM's engine on the model server's GPUs (tensor parallel over a placement group).",
+    ),
     # Remote adapters are light HTTP clients: they run in-process in the inference deployment.
     *(
         ProviderSpec(

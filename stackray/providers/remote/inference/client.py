@@ -27,7 +27,7 @@ import random
 import ssl
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -135,6 +135,20 @@ async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str
         yield event, "\n".join(data)
 
 
+class Transport(Protocol):
+    """What an adapter sends OpenAI-shaped requests through (`RemoteClient` over HTTP)."""
+
+    base_url: str
+
+    async def request_json(
+        self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
+    ) -> Any: ...
+
+    async def stream_sse(self, path: str, body: Any) -> AsyncGenerator[Any, None]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class RemoteClient:
     """HTTP to one remote service, with the provider's credentials, timeouts and retries."""
 
@@ -151,6 +165,7 @@ class RemoteClient:
         connect_timeout_s: float = 10.0,
         max_retries: int = 2,
         retry_backoff_s: float = 0.5,
+        max_connections: int = 256,
     ) -> None:
         self.provider_id = provider_id
         self.base_url = base_url.rstrip("/")
@@ -160,6 +175,11 @@ class RemoteClient:
         self.retry_backoff_s = retry_backoff_s
         self._api_key = api_key
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        # Keep as many connections alive as may be in use: with httpx's default of 20, the
+        # requests beyond 20 in flight each opened and closed a connection of their own.
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._verify: bool | ssl.SSLContext = (
             ssl.create_default_context(cafile=tls_verify)
             if isinstance(tls_verify, str)
@@ -210,6 +230,7 @@ class RemoteClient:
                 timeout=self._timeout,
                 verify=self._verify,
                 follow_redirects=True,
+                limits=self._limits,
                 headers={"User-Agent": f"stackray/{__version__}"},
             )
             self._clients[loop] = client

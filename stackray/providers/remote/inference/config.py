@@ -33,6 +33,11 @@ class RemoteInferenceConfig(BaseModel):
         ge=0,
         description="Retries of a request that could not connect or was answered 429 or 503.",
     )
+    max_connections: int = Field(
+        default=256,
+        ge=1,
+        description="Connections to the service kept open at most, per replica (each request in flight holds one).",
+    )
     retry_backoff_s: float = Field(
         default=0.5,
         ge=0,

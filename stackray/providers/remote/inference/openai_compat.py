@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from stackray.api.errors import BadRequestError, ProviderError, StackError
 from stackray.api.inference import (
@@ -43,13 +43,13 @@ from stackray.api.inference import (
 )
 from stackray.api.models import Model, ModelType
 from stackray.providers.remote.inference import translate
-from stackray.providers.remote.inference.client import RemoteClient
+from stackray.providers.remote.inference.client import RemoteClient, Transport
 from stackray.providers.remote.inference.config import RemoteInferenceConfig
 from stackray.providers.remote.inference.translate import Dialect
 
 logger = logging.getLogger("stackray.providers.remote")
 
-ConfigT = TypeVar("ConfigT", bound=RemoteInferenceConfig)
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 T = TypeVar("T")
 
 
@@ -72,18 +72,7 @@ class OpenAICompatibleInferenceAdapter(Generic[ConfigT]):
     def __init__(self, config: ConfigT, deps: dict[Any, Any], context: Any) -> None:
         self.config = config
         self.provider_id: str = context.provider_id
-        self.client = RemoteClient(
-            self.provider_id,
-            self.base_url(),
-            api_key=self.api_key(),
-            provider_data_key=self.provider_data_key,
-            requires_api_key=self.requires_api_key,
-            tls_verify=self.tls_verify(),
-            timeout_s=config.timeout_s,
-            connect_timeout_s=config.connect_timeout_s,
-            max_retries=config.max_retries,
-            retry_backoff_s=config.retry_backoff_s,
-        )
+        self.client: Transport = self.make_client()
         self.dialect = Dialect(
             provider_type=self.provider_type,
             top_k=self.supports_top_k,
@@ -94,6 +83,24 @@ class OpenAICompatibleInferenceAdapter(Generic[ConfigT]):
         )
 
     # ---- what a subclass says about its service ------------------------------------------
+
+    def make_client(self) -> Transport:
+        """What carries OpenAI-shaped requests to the service: HTTP by default (a
+        subclass whose service speaks another protocol translates in its own transport)."""
+        config = cast(RemoteInferenceConfig, self.config)
+        return RemoteClient(
+            self.provider_id,
+            self.base_url(),
+            api_key=self.api_key(),
+            provider_data_key=self.provider_data_key,
+            requires_api_key=self.requires_api_key,
+            tls_verify=self.tls_verify(),
+            timeout_s=config.timeout_s,
+            connect_timeout_s=config.connect_timeout_s,
+            max_retries=config.max_retries,
+            retry_backoff_s=config.retry_backoff_s,
+            max_connections=config.max_connections,
+        )
 
     def base_url(self) -> str:
         """The URL that OpenAI's routes (`/chat/completions` ...) are relative to."""

@@ -34,6 +34,7 @@ from stackray.providers.inline.inference.transformers.convert import (
     tool_definition_to_openai,
 )
 from stackray.providers.remote.inference import translate
+from stackray.providers.remote.inference.client import RemoteClient
 from stackray.providers.remote.inference.ollama.config import OllamaImplConfig
 from stackray.providers.remote.inference.openai_compat import OpenAICompatibleInferenceAdapter
 
@@ -52,6 +53,12 @@ class OllamaInferenceAdapter(OpenAICompatibleInferenceAdapter[OllamaImplConfig])
 
     def base_url(self) -> str:
         return f"{self.config.url.rstrip('/')}/v1"
+
+    @property
+    def http(self) -> RemoteClient:
+        """The HTTP client (Ollama's own routes stream JSON lines)."""
+        assert isinstance(self.client, RemoteClient)
+        return self.client
 
     def _api(self, route: str) -> str:
         return f"{self.config.url.rstrip('/')}/api/{route}"
@@ -148,7 +155,7 @@ class OllamaInferenceAdapter(OpenAICompatibleInferenceAdapter[OllamaImplConfig])
     async def chat_completion_stream(
         self, request: ChatCompletionRequest
     ) -> AsyncIterator[ChatCompletionResponseStreamChunk]:
-        lines = await self.client.stream_json_lines(
+        lines = await self.http.stream_json_lines(
             self._api("chat"), self._chat_body(request, stream=True)
         )
         translator = translate.ChatStreamTranslator()
@@ -172,7 +179,7 @@ class OllamaInferenceAdapter(OpenAICompatibleInferenceAdapter[OllamaImplConfig])
     async def completion_stream(
         self, request: CompletionRequest
     ) -> AsyncIterator[CompletionResponseStreamChunk]:
-        lines = await self.client.stream_json_lines(
+        lines = await self.http.stream_json_lines(
             self._api("generate"), self._generate_body(request, stream=True)
         )
         translator = translate.CompletionStreamTranslator()

@@ -1,0 +1,1 @@
+"""`remote::bedrock`: Amazon Bedrock Runtime (Converse API, and InvokeModel for embeddings)."""
