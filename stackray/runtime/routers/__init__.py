@@ -34,6 +34,11 @@ class RouterSpec:
 
 ROUTERS: dict[Api, RouterSpec] = {
     Api.inference: RouterSpec("stackray.runtime.stack:build_router"),
+    Api.tool_runtime: RouterSpec(
+        "stackray.runtime.routers.tool_runtime:build_router",
+        # The RAG tool searches vector dbs and embeds queries.
+        optional_dependencies=(Api.vector_io, Api.inference),
+    ),
 }
 
 # Routing-table APIs and the API whose deployment serves them.
