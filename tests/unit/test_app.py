@@ -23,6 +23,7 @@ def test_graph_of_local_distribution():
     assert set(deps) == {
         "gateway",
         "inference",
+        "tool-runtime",
         "model-transformers",
         "model-sentence-transformers",
     }

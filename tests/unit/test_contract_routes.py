@@ -12,7 +12,7 @@ from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
 from tests import contract
 
-# Routes that must be served: the inference, models, inspect and providers APIs.
+# Routes that must be served: the inference, models, inspect, providers and tool APIs.
 REQUIRED = {
     ("GET", "/v1/models"),
     ("POST", "/v1/models"),
@@ -34,6 +34,15 @@ REQUIRED = {
     ("GET", "/v1/inspect/routes"),
     ("GET", "/v1/providers"),
     ("GET", "/v1/providers/{}"),
+    # tool groups, tools and the tool runtime
+    ("GET", "/v1/toolgroups"),
+    ("POST", "/v1/toolgroups"),
+    ("GET", "/v1/toolgroups/{}"),
+    ("DELETE", "/v1/toolgroups/{}"),
+    ("GET", "/v1/tools"),
+    ("GET", "/v1/tools/{}"),
+    ("GET", "/v1/tool-runtime/list-tools"),
+    ("POST", "/v1/tool-runtime/invoke"),
 }
 
 

@@ -226,3 +226,12 @@ def test_run_config_wins_over_a_stored_group(tmp_path, search_server, mcp_server
     group = router.get_tool_group("mcp::cfg")
     assert group.mcp_endpoint == URL(uri=mcp_server.http_url)
     assert run(router.get_tool("add")).metadata == {"endpoint": mcp_server.http_url}
+
+
+def test_config_group_of_an_unknown_provider_is_a_config_error(tmp_path, search_server):
+    from stackray.api.errors import ConfigError
+
+    groups = [{"toolgroup_id": "builtin::websearch", "provider_id": "serpapi"}]
+    with pytest.raises(ConfigError) as e:
+        parse_config(config(tmp_path, search_server.url, groups))
+    assert "tool_groups[0].provider_id" in str(e.value) and "serpapi" in str(e.value)
