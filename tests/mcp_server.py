@@ -1,6 +1,7 @@
 """A real MCP server for the tool runtime tests, built with the `mcp` package and served
 by uvicorn on 127.0.0.1 in a thread: the same tools over SSE (``/sse``) and over
-streamable HTTP (``/mcp``), each transport on its own port.
+streamable HTTP (``/mcp``), each transport on its own port (and SSE at ``/events`` on a
+third, for the transport fallback).
 
 Tools: ``add`` (two integers), ``echo``, ``whoami`` (checks the Authorization header the
 call carries), ``picture`` (an image), ``document`` (an embedded text resource) and
@@ -76,6 +77,8 @@ class MCPTestServer:
     def __init__(self) -> None:
         self.required_token: str | None = None
         self.seen_authorization: list[str | None] = []
+        self.requests: list[tuple[str, str, bool]] = []
+        """(method, path, carries an mcp-session-id) of every HTTP request."""
         self._servers: list[uvicorn.Server] = []
         self._threads: list[threading.Thread] = []
         self.sse_port = 0
@@ -99,8 +102,12 @@ class MCPTestServer:
         outer = self
 
         async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            if scope["type"] == "http" and outer.required_token is not None:
+            if scope["type"] == "http":
                 headers = dict(scope.get("headers") or [])
+                outer.requests.append(
+                    (scope["method"], scope["path"], b"mcp-session-id" in headers)
+                )
+            if scope["type"] == "http" and outer.required_token is not None:
                 if headers.get(b"authorization") != f"Bearer {outer.required_token}".encode():
                     await send(
                         {
@@ -128,7 +135,9 @@ class MCPTestServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", 0))
             ports.append(sock.getsockname()[1])
-            config = uvicorn.Config(self._guard(app), log_level="warning", lifespan="on")
+            config = uvicorn.Config(
+                self._guard(app), log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+            )
             uv = uvicorn.Server(config)
             thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
             thread.start()
@@ -148,7 +157,18 @@ class MCPTestServer:
         for t in self._threads:
             t.join(timeout=10)
 
+    def sessions_opened(self) -> int:
+        """MCP sessions opened so far: SSE streams, and streamable-HTTP POSTs without a
+        session id (an ``initialize``)."""
+        return sum(
+            1
+            for method, path, has_id in self.requests
+            if (method == "GET" and path in ("/sse", "/events"))
+            or (method == "POST" and path == "/mcp" and not has_id)
+        )
+
     def reset(self) -> MCPTestServer:
         self.required_token = None
         self.seen_authorization.clear()
+        self.requests.clear()
         return self

@@ -235,3 +235,125 @@ def test_config_group_of_a_server_that_is_down_is_listed_later(tmp_path):
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
+
+
+# ---- session reuse ---------------------------------------------------------------------
+
+
+def invoke_many(router, calls: list[tuple[str, dict, dict | None]]):
+    """Several calls in one event loop (as in a Serve replica), each with its provider data."""
+
+    async def go():
+        results = []
+        for tool, kwargs, data in calls:
+            with use_context(RequestContext(provider_data=data)):
+                results.append(
+                    await router.invoke_tool(InvokeToolRequest(tool_name=tool, kwargs=kwargs))
+                )
+        return results
+
+    return run(go())
+
+
+def test_calls_share_a_session(tmp_path, endpoint, mcp_server):
+    router = build(tmp_path)
+    register(router, endpoint)
+    mcp_server.requests.clear()
+    results = invoke_many(router, [("add", {"a": i, "b": 1}, None) for i in range(5)])
+    assert [r.content for r in results] == [[TextContentItem(text=str(i + 1))] for i in range(5)]
+    assert mcp_server.sessions_opened() == 1
+
+
+def test_sessions_are_per_credentials(tmp_path, endpoint, mcp_server):
+    router = build(tmp_path)
+    register(router, endpoint)
+    mcp_server.requests.clear()
+    mcp_server.seen_authorization.clear()
+    good = {"mcp_headers": {endpoint: {"Authorization": f"Bearer {TOKEN}"}}}
+    bad = {"mcp_headers": {endpoint: {"Authorization": "Bearer someone-else"}}}
+    results = invoke_many(
+        router,
+        [("whoami", {}, good), ("whoami", {}, bad), ("whoami", {}, good), ("whoami", {}, None)],
+    )
+    assert [r.error_message is None for r in results] == [True, False, True, False]
+    assert mcp_server.seen_authorization == [
+        f"Bearer {TOKEN}",
+        "Bearer someone-else",
+        f"Bearer {TOKEN}",
+        None,
+    ]
+    assert mcp_server.sessions_opened() == 3
+
+
+def test_idle_sessions_close(tmp_path, endpoint, mcp_server):
+    router = build(tmp_path, config={"session_idle_s": 0.2})
+    register(router, endpoint)
+    mcp_server.requests.clear()
+
+    async def go():
+        await router.invoke_tool(InvokeToolRequest(tool_name="add", kwargs={"a": 1, "b": 1}))
+        await asyncio.sleep(0.6)
+        await router.invoke_tool(InvokeToolRequest(tool_name="add", kwargs={"a": 1, "b": 1}))
+
+    run(go())
+    assert mcp_server.sessions_opened() == 2
+
+
+def test_no_pooling(tmp_path, endpoint, mcp_server):
+    router = build(tmp_path, config={"session_idle_s": 0})
+    register(router, endpoint)
+    mcp_server.requests.clear()
+    invoke_many(router, [("add", {"a": 1, "b": 2}, None)] * 3)
+    assert mcp_server.sessions_opened() == 3
+
+
+def serve(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server, thread
+
+
+@pytest.mark.parametrize("transport", ["sse", "streamable_http"])
+def test_a_restarted_server_gets_a_new_session(tmp_path, transport):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = "/sse" if transport == "sse" else "/mcp"
+    uri = f"http://127.0.0.1:{port}{path}"
+
+    def app():
+        mcp = build_mcp_server(MCPTestServer())
+        return mcp.sse_app() if transport == "sse" else mcp.streamable_http_app()
+
+    router = build(tmp_path, config={"timeout_s": 10})
+    server, thread = serve(app(), port)
+    register(router, uri)
+
+    async def go():
+        first = await router.invoke_tool(
+            InvokeToolRequest(tool_name="add", kwargs={"a": 1, "b": 2})
+        )
+        nonlocal server, thread
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+        server, thread = await asyncio.to_thread(serve, app(), port)
+        second = await router.invoke_tool(
+            InvokeToolRequest(tool_name="add", kwargs={"a": 2, "b": 2})
+        )
+        return first, second
+
+    try:
+        first, second = run(go())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert first.content == [TextContentItem(text="3")]
+    assert second.content == [TextContentItem(text="4")]

@@ -1,8 +1,9 @@
 """`remote::model-context-protocol`: the tools of MCP servers, over SSE or streamable HTTP.
 
-Each listing or call opens its own MCP session to the group's endpoint, with the HTTP
-headers the request's provider data gives for that endpoint (``mcp_headers``), so one
-user's credentials never serve another user's call. Tool results (text, images, embedded
+Listings and calls go over an MCP session to the group's endpoint, opened with the HTTP
+headers the request's provider data gives for that endpoint (``mcp_headers``). Sessions
+are kept open for a while and reused by calls with the same endpoint and headers (see
+`sessions`), so one user's credentials never serve another user's call. Tool results (text, images, embedded
 resources) become a `ToolInvocationResult`; a tool that reports an error gives a result
 with `error_message`, while an endpoint that cannot be reached, refuses the credentials
 or times out raises the matching `StackError`.
@@ -11,7 +12,8 @@ or times out raises the matching `StackError`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stackray.api.common import (
@@ -43,6 +45,11 @@ from stackray.providers.remote.tool_runtime.model_context_protocol.config import
     MCPProviderConfig,
     MCPProviderDataValidator,
 )
+from stackray.providers.remote.tool_runtime.model_context_protocol.sessions import (
+    SessionGone,
+    SessionOpenError,
+    SessionPool,
+)
 from stackray.runtime.request_context import PROVIDER_DATA_HEADER, current_provider_data
 
 if TYPE_CHECKING:
@@ -59,10 +66,15 @@ MAX_LIST_PAGES = 100
 # JSON-RPC error codes (the MCP spec uses JSON-RPC 2.0's).
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
+CONNECTION_CLOSED = -32000  # the `mcp` package's code for a transport that closed
 
 
 class _FallBackToSSE(Exception):
     """The endpoint does not speak streamable HTTP (it answered 400/404/405)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"answered {status}")
+        self.status = status
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -189,6 +201,13 @@ class MCPToolRuntimeAdapter:
     ) -> None:
         self.config = config
         self.provider_id = context.provider_id
+        self.pool = (
+            SessionPool(config.session_idle_s, config.max_sessions)
+            if config.session_idle_s > 0
+            else None
+        )
+        # Endpoints found to speak only SSE (in auto mode, after trying streamable HTTP).
+        self._sse_endpoints: set[str] = set()
 
     async def list_runtime_tools(self, group: ToolGroup) -> ListToolDefsResponse:
         uri = self._uri(group)
@@ -240,97 +259,183 @@ class MCPToolRuntimeAdapter:
         import anyio
 
         headers = endpoint_headers(uri)
-        statuses: list[int] = []
+        transport = self._transport(uri)
         try:
             with anyio.fail_after(self.config.timeout_s):
-                if self._transport(uri) == "sse":
-                    return await self._over_sse(uri, headers, statuses, fn)
-                try:
-                    return await self._over_http(uri, headers, statuses, fn)
-                except BaseException as exc:
-                    # Raised inside the transport's task group: it may come wrapped.
-                    if not isinstance(_leaf(exc), _FallBackToSSE):
-                        raise
-                    if self.config.transport == "streamable_http":
-                        raise _FallBackToSSE() from None
-                    logger.info("%s does not speak streamable HTTP; trying SSE", uri)
-                    statuses.clear()
-                    return await self._over_sse(uri, headers, statuses, fn)
-        except _FallBackToSSE:
-            raise self._status_error(uri, statuses[-1] if statuses else 404) from None
-        except StackError:
-            raise
-        except BaseException as exc:
-            leaf = _leaf(exc)
-            if isinstance(leaf, StackError):
-                raise leaf from None
-            if not isinstance(exc, Exception) and not isinstance(leaf, Exception):
-                raise  # cancellation and the like
-            raise self._error(leaf, uri, statuses) from None
+                if transport == "streamable_http" and uri not in self._sse_endpoints:
+                    try:
+                        return await self._call(uri, "streamable_http", headers, fn)
+                    except _FallBackToSSE as fallback:
+                        if self.config.transport == "streamable_http":
+                            raise self._status_error(uri, fallback.status) from None
+                        logger.info("%s does not speak streamable HTTP; using SSE", uri)
+                        self._sse_endpoints.add(uri)
+                return await self._call(uri, "sse", headers, fn)
+        except TimeoutError:
+            raise ProviderTimeoutError(
+                f"provider '{self.provider_id}': MCP endpoint {uri} did not answer within "
+                f"{self.config.timeout_s}s"
+            ) from None
 
-    def _client_factory(self, statuses: list[int]) -> Callable[..., Any]:
+    async def _call(
+        self,
+        uri: str,
+        transport: str,
+        headers: dict[str, str],
+        fn: Callable[[ClientSession], Awaitable[T]],
+    ) -> T:
+        """`fn` over a session to `uri`: a pooled one, or (pooling off) one of its own.
+        A reused session found broken (the server restarted, the connection dropped) is
+        replaced once; failures become `StackError`s."""
+        from mcp.shared.exceptions import MCPError
+
+        if self.pool is None:
+            seen: list[int] = []
+            try:
+                async with self._opener(transport, uri, headers, seen)() as session:
+                    return await fn(session)
+            except BaseException as exc:
+                raise self._failure(exc, uri, seen) from None
+
+        key = (uri, transport, tuple(sorted(headers.items())))
+        for attempt in (1, 2):
+            statuses: list[int] = []
+            try:
+                async with self.pool.session(
+                    key,
+                    lambda entry: self._opener(
+                        transport, uri, headers, entry.statuses, entry.saw_status
+                    ),
+                ) as entry:
+                    statuses = entry.statuses
+                    reused = entry.calls > 1
+                    seen_before = len(statuses)
+                    try:
+                        return await entry.run(fn(entry.session))  # type: ignore[arg-type]
+                    except BaseException as exc:
+                        new_statuses = statuses[seen_before:]
+                        leaf = _leaf(exc)
+                        if (
+                            not isinstance(leaf, MCPError)
+                            or new_statuses
+                            or leaf.error.code == CONNECTION_CLOSED
+                        ):
+                            self.pool.drop(entry)  # broken, or the server forgot it
+                        if (
+                            reused
+                            and attempt == 1
+                            and isinstance(exc, Exception)
+                            and self._session_gone(leaf, new_statuses)
+                        ):
+                            logger.info("MCP session to %s was gone; opening a new one", uri)
+                            continue
+                        raise
+            except SessionOpenError as exc:
+                raise self._failure(exc.error or exc, uri, exc.statuses) from None
+            except BaseException as exc:
+                raise self._failure(exc, uri, statuses) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _session_gone(exc: BaseException, new_statuses: list[int]) -> bool:
+        """Whether a call failed because its reused session no longer exists (the server
+        restarted or closed it while idle), so that it is sent again over a new one."""
+        import anyio
+        import httpx2
+        from mcp.shared.exceptions import MCPError
+
+        if isinstance(exc, SessionGone) or 404 in new_statuses:  # an unknown session id
+            return True
+        if isinstance(exc, MCPError) and exc.error.code == CONNECTION_CLOSED:
+            return True
+        return isinstance(
+            exc,
+            httpx2.TransportError | anyio.ClosedResourceError | anyio.BrokenResourceError,
+        )
+
+    def _failure(self, exc: BaseException, uri: str, statuses: list[int]) -> BaseException:
+        """What to raise for `exc`: cancellation as it is, everything else a `StackError`."""
+        leaf = _leaf(exc)
+        if isinstance(leaf, _FallBackToSSE):
+            return leaf
+        if isinstance(leaf, StackError):
+            return leaf
+        if not isinstance(exc, Exception) and not isinstance(leaf, Exception):
+            return exc  # cancellation and the like
+        return self._error(leaf, uri, statuses)
+
+    def _client_factory(self, on_error: Callable[[int], None]) -> Callable[..., Any]:
         import httpx2
 
         async def record(response: httpx2.Response) -> None:
             if response.status_code >= 400:
-                statuses.append(response.status_code)
+                on_error(response.status_code)
 
         def factory(
             headers: dict[str, str] | None = None,
             timeout: httpx2.Timeout | None = None,
             auth: httpx2.Auth | None = None,
         ) -> httpx2.AsyncClient:
-            read = timeout.read if timeout is not None else self.config.timeout_s
             return httpx2.AsyncClient(
                 headers=headers,
                 auth=auth,
-                timeout=httpx2.Timeout(read, connect=self.config.connect_timeout_s),
+                # Reads wait up to the call limit (an SSE stream is quiet between events);
+                # the whole call is bounded by `timeout_s` around it.
+                timeout=httpx2.Timeout(None, connect=self.config.connect_timeout_s),
                 event_hooks={"response": [record]},
             )
 
         return factory
 
-    async def _over_http(
+    def _opener(
         self,
+        transport: str,
         uri: str,
         headers: dict[str, str],
         statuses: list[int],
-        fn: Callable[[ClientSession], Awaitable[T]],
-    ) -> T:
-        from mcp import ClientSession
-        from mcp.client.streamable_http import streamable_http_client
+        on_error: Callable[[int], None] | None = None,
+    ) -> Callable[[], AbstractAsyncContextManager[ClientSession]]:
+        """Opens an initialized session to `uri` over `transport`; HTTP error statuses
+        go to `on_error` (by default: appended to `statuses`)."""
 
-        http = self._client_factory(statuses)(headers=headers)
-        async with http, streamable_http_client(uri, http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
-                try:
-                    await session.initialize()
-                except Exception:
-                    if statuses and statuses[-1] in (400, 404, 405):
-                        raise _FallBackToSSE() from None
-                    raise
-                return await fn(session)
+        @asynccontextmanager
+        async def open_session() -> AsyncIterator[ClientSession]:
+            from mcp import ClientSession
 
-    async def _over_sse(
-        self,
-        uri: str,
-        headers: dict[str, str],
-        statuses: list[int],
-        fn: Callable[[ClientSession], Awaitable[T]],
-    ) -> T:
-        from mcp import ClientSession
-        from mcp.client.sse import sse_client
+            factory = self._client_factory(on_error or statuses.append)
+            if transport == "sse":
+                from mcp.client.sse import sse_client
 
-        async with sse_client(
-            uri,
-            headers=headers,
-            timeout=self.config.connect_timeout_s,
-            sse_read_timeout=self.config.timeout_s,
-            httpx_client_factory=self._client_factory(statuses),
-        ) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                return await fn(session)
+                async with sse_client(
+                    uri,
+                    headers=headers,
+                    timeout=self.config.connect_timeout_s,
+                    sse_read_timeout=self.config.session_idle_s + self.config.timeout_s,
+                    httpx_client_factory=factory,
+                ) as (read, write):
+                    async with ClientSession(read, write) as session:
+                        await session.initialize()
+                        yield session
+                return
+            from mcp.client.streamable_http import streamable_http_client
+
+            http = factory(headers=headers)
+            async with http, streamable_http_client(uri, http_client=http) as (read, write):
+                async with ClientSession(read, write) as session:
+                    try:
+                        await session.initialize()
+                    except Exception:
+                        if statuses and statuses[-1] in (400, 404, 405):
+                            raise _FallBackToSSE(statuses[-1]) from None
+                        raise
+                    yield session
+
+        return open_session
+
+    async def aclose(self) -> None:
+        """Close the pooled sessions of the running event loop."""
+        if self.pool is not None:
+            await self.pool.close()
 
     # ---- errors -------------------------------------------------------------------------
 

@@ -27,6 +27,17 @@ class MCPProviderConfig(BaseModel):
     connect_timeout_s: float = Field(
         default=10.0, gt=0, description="Seconds to wait for each HTTP request's connection."
     )
+    session_idle_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Seconds an MCP session stays open after its last call, for the next call to the "
+            "same endpoint with the same headers to reuse; 0 opens a session per call."
+        ),
+    )
+    max_sessions: int = Field(
+        default=64, ge=1, description="Open MCP sessions kept at most (per replica)."
+    )
 
 
 class MCPProviderDataValidator(BaseModel):
