@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import weakref
@@ -153,8 +154,11 @@ class SessionPool:
             self._evict(pool)
             entry = PooledSession(key)
             pool[key] = entry
-            entry.task = asyncio.get_running_loop().create_task(
-                entry.own(opener(entry), self.idle_s), name=f"mcp-session {key[0]}"
+            # The owning task outlives this request: it starts in an empty context, so it
+            # keeps nothing of the request (its provider data) beyond the headers in `key`.
+            loop = asyncio.get_running_loop()
+            entry.task = contextvars.Context().run(
+                loop.create_task, entry.own(opener(entry), self.idle_s)
             )
         entry.in_use += 1
         try:
