@@ -66,9 +66,9 @@ def invoke(router, tool: str, /, **kwargs):
 
 
 def test_config_groups_are_registered_at_start(router):
-    groups = router.list_tool_groups().data
+    groups = run(router.list_tool_groups()).data
     assert [(g.identifier, g.provider_id) for g in groups] == [("builtin::websearch", "tavily")]
-    assert router.get_tool_group("builtin::websearch").type == "tool_group"
+    assert run(router.get_tool_group("builtin::websearch")).type == "tool_group"
     tool = run(router.get_tool("web_search"))
     assert (tool.toolgroup_id, tool.provider_id, tool.type) == (
         "builtin::websearch",
@@ -80,7 +80,7 @@ def test_config_groups_are_registered_at_start(router):
 def test_register_list_get_unregister(router, mcp_server):
     group = register(router, "mcp::test", mcp_server.http_url)
     assert group.mcp_endpoint == URL(uri=mcp_server.http_url)
-    assert {g.identifier for g in router.list_tool_groups().data} == {
+    assert {g.identifier for g in run(router.list_tool_groups()).data} == {
         "builtin::websearch",
         "mcp::test",
     }
@@ -93,7 +93,7 @@ def test_register_list_get_unregister(router, mcp_server):
 
     run(router.unregister_toolgroup("mcp::test"))
     with pytest.raises(NotFoundError) as e:
-        router.get_tool_group("mcp::test")
+        run(router.get_tool_group("mcp::test"))
     assert "mcp::test" in e.value.message and e.value.field == "toolgroup_id"
     with pytest.raises(NotFoundError) as e:
         run(router.get_tool("add"))
@@ -126,7 +126,7 @@ def test_bad_registrations(router, mcp_server):
     with pytest.raises(BadRequestError) as e:
         register(router, "x", mcp_server.http_url, provider="tavily")
     assert e.value.field == "mcp_endpoint"
-    assert [g.identifier for g in router.list_tool_groups().data] == ["builtin::websearch"]
+    assert [g.identifier for g in run(router.list_tool_groups()).data] == ["builtin::websearch"]
 
 
 def test_reregistering_is_idempotent_and_refreshes(router, mcp_server):
@@ -146,7 +146,7 @@ def test_tool_names_are_unique_across_groups(router, mcp_server):
     with pytest.raises(ConflictError) as e:
         register(router, "mcp::two", mcp_server.sse_url)
     assert "mcp::one" in e.value.message and "add" in e.value.message
-    assert "mcp::two" not in {g.identifier for g in router.list_tool_groups().data}
+    assert "mcp::two" not in {g.identifier for g in run(router.list_tool_groups()).data}
 
 
 def test_bad_kwargs_are_400_naming_the_argument(router, mcp_server):
@@ -203,11 +203,11 @@ def test_registrations_survive_a_restart_and_are_shared(tmp_path, search_server,
     register(first, "mcp::test", mcp_server.http_url, args={"times": 2})
     # Another replica (or the stack after a restart) on the same store sees it.
     second = run(build_local_stack(stack))["tool_runtime"]
-    assert second.get_tool_group("mcp::test").args == {"times": 2}
+    assert run(second.get_tool_group("mcp::test")).args == {"times": 2}
     assert invoke(second, "echo", text="yo").content == [TextContentItem(text="yo yo")]
     run(second.unregister_toolgroup("mcp::test"))
     with pytest.raises(NotFoundError):
-        first.get_tool_group("mcp::test")
+        run(first.get_tool_group("mcp::test"))
 
 
 def test_run_config_wins_over_a_stored_group(tmp_path, search_server, mcp_server):
@@ -223,7 +223,7 @@ def test_run_config_wins_over_a_stored_group(tmp_path, search_server, mcp_server
     router = run(build_local_stack(parse_config(config(tmp_path, search_server.url, groups))))[
         "tool_runtime"
     ]
-    group = router.get_tool_group("mcp::cfg")
+    group = run(router.get_tool_group("mcp::cfg"))
     assert group.mcp_endpoint == URL(uri=mcp_server.http_url)
     assert run(router.get_tool("add")).metadata == {"endpoint": mcp_server.http_url}
 

@@ -202,10 +202,10 @@ class ToolRuntimeRouter:
             )
         return group
 
-    def list_tool_groups(self) -> ListToolGroupsResponse:
+    async def list_tool_groups(self) -> ListToolGroupsResponse:
         return ListToolGroupsResponse(data=self.registry.list(ToolGroup, TOOL_GROUPS))
 
-    def get_tool_group(self, toolgroup_id: str) -> ToolGroup:
+    async def get_tool_group(self, toolgroup_id: str) -> ToolGroup:
         group = self.registry.get(ToolGroup, TOOL_GROUPS, toolgroup_id)
         if group is None:
             raise NotFoundError(
@@ -215,7 +215,7 @@ class ToolRuntimeRouter:
         return group
 
     async def unregister_toolgroup(self, toolgroup_id: str) -> None:
-        group = self.get_tool_group(toolgroup_id)
+        group = await self.get_tool_group(toolgroup_id)
         self.registry.delete(TOOL_LISTINGS, group.identifier)
         self.registry.delete(TOOL_GROUPS, group.identifier)
 
@@ -265,7 +265,7 @@ class ToolRuntimeRouter:
 
     async def list_tools(self, toolgroup_id: str | None = None) -> ListToolsResponse:
         if toolgroup_id is not None:
-            listing = await self._listing(self.get_tool_group(toolgroup_id))
+            listing = await self._listing(await self.get_tool_group(toolgroup_id))
             return ListToolsResponse(data=listing.tools)
         tools: list[Tool] = []
         for group in self.registry.list(ToolGroup, TOOL_GROUPS):
@@ -317,7 +317,7 @@ class ToolRuntimeRouter:
         """The tools as the provider offers them now: of a registered group, of any MCP
         endpoint, or (given neither) of every registered group."""
         if tool_group_id is not None:
-            group = self.get_tool_group(tool_group_id)
+            group = await self.get_tool_group(tool_group_id)
             if mcp_endpoint is not None:
                 group = group.model_copy(update={"mcp_endpoint": mcp_endpoint})
             self._check_group(group)
