@@ -139,6 +139,10 @@ def test_reregistering_is_idempotent_and_refreshes(router, mcp_server):
     with pytest.raises(ConflictError) as e:
         register(router, "mcp::test", mcp_server.sse_url)
     assert "mcp::test" in e.value.message
+    # Asking the runtime for the group's tools refreshes them too.
+    run(router.list_runtime_tools("mcp::test", None))
+    third = router.registry.get(ToolListing, TOOL_LISTINGS, "mcp::test")
+    assert third is not None and third.listed_at > second.listed_at
 
 
 def test_tool_names_are_unique_across_groups(router, mcp_server):

@@ -6,9 +6,9 @@ with it; `invoke_tool` finds a tool by name, checks the arguments against the to
 parameters, and calls the group's provider.
 
 Tool listings are refreshed on demand: registering a group again (same provider and
-endpoint) lists its tools anew, and a group whose tools could not be listed yet (say its
-MCP server was down when the stack started) is listed the next time its tools are asked
-for. Everything lives in the metadata store, so every replica sees the same registry.
+endpoint), or asking the runtime for the group's tools (`list_runtime_tools`), stores what
+the provider offers now; a group whose tools could not be listed yet (say its MCP server
+was down when the stack started) is listed the next time its tools are asked for. Everything lives in the metadata store, so every replica sees the same registry.
 """
 
 from __future__ import annotations
@@ -221,10 +221,12 @@ class ToolRuntimeRouter:
 
     # ---- tools --------------------------------------------------------------------------
 
-    async def _list_group(self, group: ToolGroup) -> ToolListing:
-        """List `group`'s tools from its provider and store them."""
-        provider = self._provider(group.provider_id)
-        defs: ListToolDefsResponse = await provider.list_runtime_tools(group)
+    async def _list_group(
+        self, group: ToolGroup, defs: ListToolDefsResponse | None = None
+    ) -> ToolListing:
+        """Store `group`'s tools: `defs`, or listed from its provider now."""
+        if defs is None:
+            defs = await self._provider(group.provider_id).list_runtime_tools(group)
         tools = [self._tool(group, d) for d in defs.data]
         names = [t.identifier for t in tools]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -318,12 +320,18 @@ class ToolRuntimeRouter:
         endpoint, or (given neither) of every registered group."""
         if tool_group_id is not None:
             group = await self.get_tool_group(tool_group_id)
-            if mcp_endpoint is not None:
+            if mcp_endpoint is not None and mcp_endpoint != group.mcp_endpoint:
                 group = group.model_copy(update={"mcp_endpoint": mcp_endpoint})
-            self._check_group(group)
+                self._check_group(group)
+                other: ListToolDefsResponse = await self._provider(
+                    group.provider_id
+                ).list_runtime_tools(group)
+                return other
             result: ListToolDefsResponse = await self._provider(
                 group.provider_id
             ).list_runtime_tools(group)
+            # The group's stored tools are refreshed with what the provider offers now.
+            await self._list_group(group, result)
             return result
         if mcp_endpoint is not None:
             provider_id = self._mcp_provider_id()
