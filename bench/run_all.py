@@ -17,7 +17,14 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = ["gateway_overhead", "remote_gateway", "embeddings", "generation", "cold_start"]
+BENCHMARKS = [
+    "gateway_overhead",
+    "remote_gateway",
+    "embeddings",
+    "generation",
+    "cold_start",
+    "mcp_sessions",
+]
 
 
 def summary_line(name: str, data: dict) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import Field
 
@@ -80,3 +80,22 @@ class ToolInvocationResult(ApiModel):
     error_message: str | None = None
     error_code: int | None = None
     metadata: dict[str, JsonValue] | None = None
+
+
+class ToolRuntimeProvider(Protocol):
+    """What a tool runtime provider implements. The router owns the tool group and tool
+    registries; a provider only lists the tools of a group and runs them."""
+
+    mcp: bool
+    """True for a provider whose tool groups point at an MCP endpoint (`mcp_endpoint`)."""
+
+    async def list_runtime_tools(self, group: ToolGroup) -> ListToolDefsResponse:
+        """The tools `group` offers now (an MCP server is asked; builtins are fixed)."""
+        ...
+
+    async def invoke_tool(
+        self, tool_name: str, kwargs: dict[str, JsonValue], group: ToolGroup
+    ) -> ToolInvocationResult:
+        """Run the provider's tool `tool_name` of `group` with `kwargs`. A tool that ran
+        and failed is a result with `error_message`; a call that could not be made raises."""
+        ...

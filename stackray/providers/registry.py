@@ -135,6 +135,12 @@ def validate_providers(config: StackConfig, source: str) -> None:
                     f"{source}: {where}: {provider.provider_type} needs API(s) {', '.join(missing)}; add them to `apis`"
                 )
     provider_ids = {p.provider_id for api in served for p in config.providers_of(api)}
+    for i, group in enumerate(config.tool_groups):
+        if group.provider_id not in provider_ids:
+            raise ConfigError(
+                f"{source}: tool_groups[{i}].provider_id: no provider {group.provider_id!r} "
+                f"(providers: {', '.join(sorted(provider_ids)) or 'none'})"
+            )
     for i, model in enumerate(config.models):
         if model.provider_id is not None and model.provider_id not in provider_ids:
             raise ConfigError(

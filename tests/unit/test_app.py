@@ -25,6 +25,7 @@ def test_graph_of_local_distribution():
         "inference",
         "files",
         "safety",
+        "tool-runtime",
         "model-transformers",
         "model-sentence-transformers",
     }

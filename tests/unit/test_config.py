@@ -28,7 +28,7 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_local_distribution_loads():
     config = load_config("local", env={})
     assert config.image_name == "local"
-    assert config.apis == [Api.inference, Api.files, Api.safety]
+    assert config.apis == [Api.inference, Api.files, Api.safety, Api.tool_runtime]
     assert {p.provider_type for p in config.providers_of(Api.inference)} == {
         "inline::transformers",
         "inline::sentence-transformers",
@@ -42,6 +42,15 @@ def test_local_distribution_loads():
         ("code-scanner", None),
         ("llama-guard", "SmolLM2-135M-Instruct"),
     ]
+    tool_providers = {p.provider_id: p for p in config.providers_of(Api.tool_runtime)}
+    assert set(tool_providers) == {"model-context-protocol", "tavily-search", "brave-search"}
+    # No search key in the environment: none configured (a request may bring its own).
+    assert tool_providers["tavily-search"].config["api_key"] is None
+    assert [(g.toolgroup_id, g.provider_id) for g in config.tool_groups] == [
+        ("builtin::websearch", "tavily-search")
+    ]
+    config = load_config("local", env={"WEB_SEARCH_PROVIDER": "brave-search"})
+    assert config.tool_groups[0].provider_id == "brave-search"
     assert config.server.port == 8321
     assert [m.model_id for m in config.models] == ["SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"]
 

@@ -12,7 +12,7 @@ from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
 from tests import contract
 
-# Routes that must be served: the inference, models, safety, shields, inspect and providers APIs.
+# Routes that must be served: those of every API implemented so far.
 REQUIRED = {
     ("GET", "/v1/models"),
     ("POST", "/v1/models"),
@@ -43,6 +43,15 @@ REQUIRED = {
     ("GET", "/v1/openai/v1/files/{}"),
     ("DELETE", "/v1/openai/v1/files/{}"),
     ("GET", "/v1/openai/v1/files/{}/content"),
+    # tool groups, tools and the tool runtime
+    ("GET", "/v1/toolgroups"),
+    ("POST", "/v1/toolgroups"),
+    ("GET", "/v1/toolgroups/{}"),
+    ("DELETE", "/v1/toolgroups/{}"),
+    ("GET", "/v1/tools"),
+    ("GET", "/v1/tools/{}"),
+    ("GET", "/v1/tool-runtime/list-tools"),
+    ("POST", "/v1/tool-runtime/invoke"),
 }
 
 

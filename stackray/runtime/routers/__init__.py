@@ -37,6 +37,11 @@ ROUTERS: dict[Api, RouterSpec] = {
     Api.files: RouterSpec("stackray.runtime.routers.files:build_router"),
     # The safety router calls no API itself; llama-guard brings inference (its spec).
     Api.safety: RouterSpec("stackray.runtime.routers.safety:build_router"),
+    Api.tool_runtime: RouterSpec(
+        "stackray.runtime.routers.tool_runtime:build_router",
+        # The RAG tool searches vector dbs and embeds queries.
+        optional_dependencies=(Api.vector_io, Api.inference),
+    ),
 }
 
 # Routing-table APIs and the API whose deployment serves them.

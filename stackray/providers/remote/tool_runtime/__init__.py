@@ -1,0 +1,1 @@
+"""Remote tool runtime providers: MCP servers and web services (search, Wolfram|Alpha)."""

@@ -1,0 +1,1 @@
+"""`remote::bing-search`: web search with the Bing Web Search API."""

@@ -1,0 +1,1 @@
+"""`remote::brave-search`: web search with the Brave Search API."""

@@ -1,0 +1,1 @@
+"""`remote::model-context-protocol`: tool groups served by MCP servers."""

@@ -1,0 +1,1 @@
+"""`remote::tavily-search`: web search with Tavily."""

@@ -1,0 +1,1 @@
+"""`remote::wolfram-alpha`: computational answers from Wolfram|Alpha."""
