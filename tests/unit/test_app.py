@@ -23,10 +23,12 @@ def test_graph_of_local_distribution():
     assert set(deps) == {
         "gateway",
         "inference",
+        "agents",
         "model-transformers",
         "model-sentence-transformers",
     }
     assert deps["gateway"].ray_actor_options["num_cpus"] == 0
+    assert deps["agents"].ray_actor_options["num_cpus"] == 0
     assert deps["inference"].ray_actor_options["num_cpus"] == 0
 
 

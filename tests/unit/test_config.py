@@ -28,11 +28,12 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_local_distribution_loads():
     config = load_config("local", env={})
     assert config.image_name == "local"
-    assert config.apis == [Api.inference]
+    assert config.apis == [Api.inference, Api.agents]
     assert {p.provider_type for p in config.providers_of(Api.inference)} == {
         "inline::transformers",
         "inline::sentence-transformers",
     }
+    assert [p.provider_type for p in config.providers_of(Api.agents)] == ["inline::meta-reference"]
     assert config.server.port == 8321
     assert [m.model_id for m in config.models] == ["SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"]
 

@@ -12,7 +12,7 @@ from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
 from tests import contract
 
-# Routes that must be served: the inference, models, inspect and providers APIs.
+# Routes that must be served: the inference, models, inspect, providers and agents APIs.
 REQUIRED = {
     ("GET", "/v1/models"),
     ("POST", "/v1/models"),
@@ -34,6 +34,19 @@ REQUIRED = {
     ("GET", "/v1/inspect/routes"),
     ("GET", "/v1/providers"),
     ("GET", "/v1/providers/{}"),
+    # agents
+    ("POST", "/v1/agents"),
+    ("GET", "/v1/agents"),
+    ("GET", "/v1/agents/{}"),
+    ("DELETE", "/v1/agents/{}"),
+    ("POST", "/v1/agents/{}/session"),
+    ("GET", "/v1/agents/{}/sessions"),
+    ("GET", "/v1/agents/{}/session/{}"),
+    ("DELETE", "/v1/agents/{}/session/{}"),
+    ("POST", "/v1/agents/{}/session/{}/turn"),
+    ("GET", "/v1/agents/{}/session/{}/turn/{}"),
+    ("POST", "/v1/agents/{}/session/{}/turn/{}/resume"),
+    ("GET", "/v1/agents/{}/session/{}/turn/{}/step/{}"),
 }
 
 

@@ -34,6 +34,11 @@ class RouterSpec:
 
 ROUTERS: dict[Api, RouterSpec] = {
     Api.inference: RouterSpec("stackray.runtime.stack:build_router"),
+    Api.agents: RouterSpec(
+        "stackray.runtime.routers.agents:build_router",
+        dependencies=(Api.inference,),
+        optional_dependencies=(Api.safety, Api.tool_runtime, Api.vector_io),
+    ),
 }
 
 # Routing-table APIs and the API whose deployment serves them.
