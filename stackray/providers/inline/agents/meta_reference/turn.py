@@ -136,7 +136,8 @@ class TurnRunner:
             yield chunk(_turn_start(turn.turn_id))
             violation = None
             shields = state.config.input_shields
-            async for item in self._shields(state, shields, list(turn.input_messages)):
+            messages = list(turn.input_messages)
+            async for item in self._shields(state, shields, messages, "input_shields"):
                 if isinstance(item, SafetyViolation):
                     violation = item
                 else:
@@ -181,7 +182,9 @@ class TurnRunner:
                 )
 
         violation = None
-        async for item in self._shields(state, state.config.output_shields, [message]):
+        async for item in self._shields(
+            state, state.config.output_shields, [message], "output_shields"
+        ):
             if isinstance(item, SafetyViolation):
                 violation = item
             else:
@@ -232,7 +235,7 @@ class TurnRunner:
         )
 
     async def _shields(
-        self, state: TurnState, shields: list[str] | None, messages: list[Any]
+        self, state: TurnState, shields: list[str] | None, messages: list[Any], kind: str
     ) -> AsyncIterator[AgentTurnResponseStreamChunk | SafetyViolation]:
         """One shield_call step running every shield; yields the stopping violation last."""
         if not shields:
@@ -241,7 +244,7 @@ class TurnRunner:
         if safety is None:
             raise BadRequestError(
                 f"shields {shields} need the safety API, which this stack does not serve",
-                field="agent_config.input_shields",
+                field=f"agent_config.{kind}",
             )
         step = ShieldCallStep(turn_id=state.turn.turn_id, step_id=new_id(), started_at=now())
         yield chunk(_step_start(step))
