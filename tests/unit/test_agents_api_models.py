@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from stackray.api import agents
+from stackray.api import agents, responses
 from tests import contract
 from tests.unit.test_api_models import _contract_object, _deref, _nullable, _our_schema, json_types
 
@@ -42,6 +42,41 @@ CONTRACT_NAMES: dict[type[BaseModel], str] = {
     agents.AgentTurnResponseTurnAwaitingInputPayload: "AgentTurnResponseTurnAwaitingInputPayload",
     agents.AgentTurnResponseEvent: "AgentTurnResponseEvent",
     agents.AgentTurnResponseStreamChunk: "AgentTurnResponseStreamChunk",
+    # the OpenAI Responses API
+    **{
+        cls: cls.__name__
+        for cls in (
+            responses.OpenAIResponseInputMessageContentText,
+            responses.OpenAIResponseInputMessageContentImage,
+            responses.OpenAIResponseMessage,
+            responses.OpenAIResponseOutputMessageWebSearchToolCall,
+            responses.OpenAIResponseOutputMessageFileSearchToolCall,
+            responses.OpenAIResponseOutputMessageFunctionToolCall,
+            responses.OpenAIResponseInputFunctionToolCallOutput,
+            responses.OpenAIResponseInputToolWebSearch,
+            responses.OpenAIResponseInputToolFileSearch,
+            responses.OpenAIResponseInputToolFunction,
+            responses.OpenAIResponseInputToolMCP,
+            responses.OpenAIResponseText,
+            responses.OpenAIResponseError,
+            responses.OpenAIResponseObject,
+            responses.OpenAIResponseObjectWithInput,
+            responses.ListOpenAIResponseObject,
+            responses.ListOpenAIResponseInputItem,
+            responses.OpenAIResponseObjectStreamResponseCreated,
+            responses.OpenAIResponseObjectStreamResponseCompleted,
+            responses.OpenAIResponseObjectStreamResponseOutputItemAdded,
+            responses.OpenAIResponseObjectStreamResponseOutputItemDone,
+            responses.OpenAIResponseObjectStreamResponseOutputTextDelta,
+            responses.OpenAIResponseObjectStreamResponseOutputTextDone,
+            responses.OpenAIResponseObjectStreamResponseFunctionCallArgumentsDelta,
+            responses.OpenAIResponseObjectStreamResponseFunctionCallArgumentsDone,
+        )
+    },
+    responses.CreateOpenaiResponseRequest: "CreateOpenaiResponseRequest",
+    responses.OpenAIResponseOutputMessageContentOutputText: "OpenAIResponseOutputMessageContent",
+    responses.OpenAIResponseTextFormat: "OpenAIResponseText.format",
+    responses.SearchRankingOptions: "OpenAIResponseInputToolFileSearch.ranking_options",
 }
 
 # Fields we add to a contract schema, and why.

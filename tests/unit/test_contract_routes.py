@@ -47,6 +47,10 @@ REQUIRED = {
     ("GET", "/v1/agents/{}/session/{}/turn/{}"),
     ("POST", "/v1/agents/{}/session/{}/turn/{}/resume"),
     ("GET", "/v1/agents/{}/session/{}/turn/{}/step/{}"),
+    ("POST", "/v1/openai/v1/responses"),
+    ("GET", "/v1/openai/v1/responses"),
+    ("GET", "/v1/openai/v1/responses/{}"),
+    ("GET", "/v1/openai/v1/responses/{}/input_items"),
 }
 
 
@@ -86,5 +90,7 @@ def test_openai_routes_also_under_v1():
         ("POST", "/v1/embeddings"),
         ("GET", "/v1/chat/completions"),
         ("GET", "/v1/chat/completions/{}"),
+        ("POST", "/v1/responses"),
+        ("GET", "/v1/responses/{}/input_items"),
     ]:
         assert (method, path) in served

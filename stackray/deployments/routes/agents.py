@@ -1,5 +1,5 @@
 """Routes of the agents API: agents, sessions, turns (streamed as server-sent events or
-whole), resume, turn and step lookup."""
+whole), resume, turn and step lookup; and the OpenAI Responses API."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from stackray.api.agents import (
     ResumeAgentTurnRequest,
 )
 from stackray.api.datatypes import Api
+from stackray.api.responses import CreateOpenaiResponseRequest
 from stackray.deployments.routes import Routes
 
 AGENTS = Api.agents.value
@@ -99,3 +100,49 @@ def register(routes: Routes) -> None:
     routes.add(Api.agents, "GET", turn, get_turn)
     routes.add(Api.agents, "POST", f"{turn}/resume", resume_turn)
     routes.add(Api.agents, "GET", f"{turn}/step/{{step_id}}", get_step)
+
+    # ---- OpenAI Responses (under /v1/openai/v1 and /v1) --------------------------------
+
+    async def create_response(body: CreateOpenaiResponseRequest) -> Response:
+        if body.stream:
+            return await stream(AGENTS, "create_openai_response_stream", body, openai=True)
+        return json(await call(AGENTS, "create_openai_response", body))
+
+    async def list_responses(
+        after: str | None = Query(default=None),
+        limit: int | None = Query(default=50),
+        model: str | None = Query(default=None),
+        order: str = Query(default="desc"),
+    ) -> Response:
+        return json(await call(AGENTS, "list_openai_responses", after, limit, model, order))
+
+    async def get_response(response_id: str) -> Response:
+        return json(await call(AGENTS, "get_openai_response", response_id))
+
+    async def list_input_items(
+        response_id: str,
+        after: str | None = Query(default=None),
+        before: str | None = Query(default=None),
+        include: list[str] | None = Query(default=None),
+        limit: int | None = Query(default=20),
+        order: str = Query(default="desc"),
+    ) -> Response:
+        return json(
+            await call(
+                AGENTS,
+                "list_openai_response_input_items",
+                response_id,
+                after,
+                before,
+                include,
+                limit,
+                order,
+            )
+        )
+
+    routes.add(Api.agents, "POST", "/responses", create_response, openai=True)
+    routes.add(Api.agents, "GET", "/responses", list_responses, openai=True)
+    routes.add(Api.agents, "GET", "/responses/{response_id}", get_response, openai=True)
+    routes.add(
+        Api.agents, "GET", "/responses/{response_id}/input_items", list_input_items, openai=True
+    )

@@ -8,7 +8,6 @@ and turns live in the agents store (`AgentStore`), so any replica serves any ses
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -55,20 +54,17 @@ from stackray.providers.inline.agents.meta_reference.context import (
     turn_messages,
 )
 from stackray.providers.inline.agents.meta_reference.persistence import AgentStore
+from stackray.providers.inline.agents.meta_reference.responses import OpenAIResponses
 from stackray.providers.inline.agents.meta_reference.turn import (
     TurnRunner,
     TurnState,
     TurnTools,
     as_stack_error,
+    maybe_await,
     new_id,
     now,
 )
-from stackray.runtime.storage import SqliteStoreConfig
-
-
-async def _maybe_await(value: Any) -> Any:
-    """Dependencies are routers in one process (sync methods stay sync) or `ApiClient`s."""
-    return await value if inspect.isawaitable(value) else value
+from stackray.runtime.storage import DocumentStore, SqliteStoreConfig
 
 
 def _page(
@@ -83,8 +79,9 @@ def _page(
     return PaginatedResponse(data=items[start:end], has_more=end < len(items))
 
 
-class MetaReferenceAgents:
-    """The agents API: agents, sessions, turns (streamed or whole), resume, steps."""
+class MetaReferenceAgents(OpenAIResponses):
+    """The agents API: agents, sessions, turns (streamed or whole), resume, steps; and the
+    OpenAI Responses API (`OpenAIResponses`)."""
 
     def __init__(
         self, config: MetaReferenceAgentsConfig, deps: dict[Api, Any], context: Any
@@ -95,6 +92,9 @@ class MetaReferenceAgents:
             db_path=str(context.data_dir / "agents_store.db")
         )
         self.store = AgentStore(store_config)
+        self.responses = DocumentStore(
+            store_config, "openai_responses", {"created": int, "model": str}
+        )
         self.runner = TurnRunner(deps, self.store, memory_top_k=config.memory_top_k)
 
     async def health(self) -> None:
@@ -103,6 +103,7 @@ class MetaReferenceAgents:
 
     def close(self) -> None:
         self.store.close()
+        self.responses.close()
 
     # ---- agents -----------------------------------------------------------------------
 
@@ -299,7 +300,7 @@ class MetaReferenceAgents:
 
     async def _check_model(self, model_id: str, field: str = "agent_config.model") -> Model:
         try:
-            model: Model = await _maybe_await(self.deps[Api.inference].get_model(model_id))
+            model: Model = await maybe_await(self.deps[Api.inference].get_model(model_id))
         except Exception as exc:
             err = as_stack_error(exc, "inference")
             if isinstance(err, NotFoundError):
@@ -410,9 +411,9 @@ class MetaReferenceAgents:
     async def _embedding_model(self) -> tuple[str, int | None]:
         inference = self.deps[Api.inference]
         if self.config.embedding_model:
-            model: Model = await _maybe_await(inference.get_model(self.config.embedding_model))
+            model: Model = await maybe_await(inference.get_model(self.config.embedding_model))
             return model.identifier, model.metadata.get("embedding_dimension")
-        listing = await _maybe_await(inference.list_models())
+        listing = await maybe_await(inference.list_models())
         for m in listing.data:
             if m.model_type == ModelType.embedding:
                 return m.identifier, m.metadata.get("embedding_dimension")

@@ -8,6 +8,7 @@ turn is then stored with what `resume` needs).
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -84,6 +85,11 @@ def as_stack_error(exc: BaseException, api: str) -> StackError:
     if isinstance(exc, StackError):
         return exc
     return ProviderError(f"the {api} API failed: {type(exc).__name__}: {exc}")
+
+
+async def maybe_await(value: Any) -> Any:
+    """Dependencies are routers in one process (sync methods stay sync) or `ApiClient`s."""
+    return await value if inspect.isawaitable(value) else value
 
 
 def chunk(payload: AgentTurnResponseEventPayload) -> AgentTurnResponseStreamChunk:
