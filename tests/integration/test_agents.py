@@ -49,6 +49,22 @@ def test_agent_turn_with_the_echo_model(stack):
     assert http.get(f"/v1/agents/{agent.agent_id}").status_code == 404
 
 
+def test_openai_responses_through_serve(stack):
+    client = stack.openai()
+    first = client.responses.create(model="echo-model", input="first words")
+    assert first.output_text.strip() == "echo: first words"
+    events = list(
+        client.responses.create(
+            model="echo-model", input="second", previous_response_id=first.id, stream=True
+        )
+    )
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert events[-1].response.output_text.strip() == "echo: second"
+    items = client.responses.input_items.list(events[-1].response.id, order="asc")
+    assert [getattr(i, "role", None) for i in items.data] == ["user", "assistant", "user"]
+    assert stack.openai("/v1").responses.retrieve(first.id).id == first.id
+
+
 def test_agent_turn_with_the_local_model(stack):
     client = stack.client()
     agent = Agent(
