@@ -247,6 +247,7 @@ class MetaReferenceAgents(OpenAIResponses):
     async def _new_turn(
         self, agent_id: str, session_id: str, request: CreateAgentTurnRequest
     ) -> TurnState:
+        started = now()  # the turn's time includes preparing it (store reads, tools, history)
         agent = self.store.get_agent(agent_id)
         session = self.store.get_session(agent_id, session_id)
         config = agent.agent_config
@@ -282,7 +283,7 @@ class MetaReferenceAgents(OpenAIResponses):
             input_messages=request.messages,
             steps=[],
             output_message=CompletionMessage(content="", stop_reason=StopReason.end_of_turn),
-            started_at=now(),
+            started_at=started,
         )
         return TurnState(
             agent_id=agent_id,
