@@ -24,6 +24,7 @@ BENCHMARKS = [
     "generation",
     "cold_start",
     "mcp_sessions",
+    "agents",
 ]
 
 

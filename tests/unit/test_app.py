@@ -26,11 +26,13 @@ def test_graph_of_local_distribution():
         "files",
         "safety",
         "tool-runtime",
+        "agents",
         "model-transformers",
         "model-sentence-transformers",
     }
     assert deps["gateway"].ray_actor_options["num_cpus"] == 0
     assert deps["safety"].ray_actor_options["num_cpus"] == 0
+    assert deps["agents"].ray_actor_options["num_cpus"] == 0
     assert deps["inference"].ray_actor_options["num_cpus"] == 0
     assert deps["files"].ray_actor_options["num_cpus"] == 0
 

@@ -28,7 +28,7 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_local_distribution_loads():
     config = load_config("local", env={})
     assert config.image_name == "local"
-    assert config.apis == [Api.inference, Api.files, Api.safety, Api.tool_runtime]
+    assert config.apis == [Api.inference, Api.files, Api.safety, Api.tool_runtime, Api.agents]
     assert {p.provider_type for p in config.providers_of(Api.inference)} == {
         "inline::transformers",
         "inline::sentence-transformers",
@@ -51,6 +51,7 @@ def test_local_distribution_loads():
     ]
     config = load_config("local", env={"WEB_SEARCH_PROVIDER": "brave-search"})
     assert config.tool_groups[0].provider_id == "brave-search"
+    assert [p.provider_type for p in config.providers_of(Api.agents)] == ["inline::meta-reference"]
     assert config.server.port == 8321
     assert [m.model_id for m in config.models] == ["SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"]
 

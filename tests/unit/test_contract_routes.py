@@ -52,6 +52,23 @@ REQUIRED = {
     ("GET", "/v1/tools/{}"),
     ("GET", "/v1/tool-runtime/list-tools"),
     ("POST", "/v1/tool-runtime/invoke"),
+    # agents
+    ("POST", "/v1/agents"),
+    ("GET", "/v1/agents"),
+    ("GET", "/v1/agents/{}"),
+    ("DELETE", "/v1/agents/{}"),
+    ("POST", "/v1/agents/{}/session"),
+    ("GET", "/v1/agents/{}/sessions"),
+    ("GET", "/v1/agents/{}/session/{}"),
+    ("DELETE", "/v1/agents/{}/session/{}"),
+    ("POST", "/v1/agents/{}/session/{}/turn"),
+    ("GET", "/v1/agents/{}/session/{}/turn/{}"),
+    ("POST", "/v1/agents/{}/session/{}/turn/{}/resume"),
+    ("GET", "/v1/agents/{}/session/{}/turn/{}/step/{}"),
+    ("POST", "/v1/openai/v1/responses"),
+    ("GET", "/v1/openai/v1/responses"),
+    ("GET", "/v1/openai/v1/responses/{}"),
+    ("GET", "/v1/openai/v1/responses/{}/input_items"),
 }
 
 
@@ -103,5 +120,7 @@ def test_openai_routes_also_under_v1():
         ("GET", "/v1/files/{}/content"),
         ("POST", "/v1/moderations"),
         ("POST", "/v1/openai/v1/moderations"),
+        ("POST", "/v1/responses"),
+        ("GET", "/v1/responses/{}/input_items"),
     ]:
         assert (method, path) in served

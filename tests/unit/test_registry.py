@@ -73,6 +73,17 @@ def test_external_provider_config_validated():
 def test_api_order_puts_dependencies_first():
     stack = parse_config({"version": 2, "image_name": "t", "apis": ["inference"], "providers": {}})
     assert router_order(stack) == [Api.inference]
+    stack = parse_config(
+        {
+            "version": 2,
+            "image_name": "t",
+            "apis": ["agents", "inference"],
+            "providers": {
+                "agents": [{"provider_id": "a", "provider_type": "inline::meta-reference"}]
+            },
+        }
+    )
+    assert router_order(stack) == [Api.inference, Api.agents]
 
 
 def test_providers_doc_lists_every_provider_and_config_field():

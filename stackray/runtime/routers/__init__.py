@@ -42,6 +42,11 @@ ROUTERS: dict[Api, RouterSpec] = {
         # The RAG tool searches vector dbs and embeds queries.
         optional_dependencies=(Api.vector_io, Api.inference),
     ),
+    Api.agents: RouterSpec(
+        "stackray.runtime.routers.agents:build_router",
+        dependencies=(Api.inference,),
+        optional_dependencies=(Api.safety, Api.tool_runtime, Api.vector_io),
+    ),
 }
 
 # Routing-table APIs and the API whose deployment serves them.

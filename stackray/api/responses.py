@@ -1,0 +1,326 @@
+"""The OpenAI Responses API (`/v1/openai/v1/responses`, also under `/v1/responses`).
+
+Models follow the contract's `OpenAIResponse*` schemas field for field. Like the other
+OpenAI-compatible models they keep unknown fields (`OpenAIApiModel`): OpenAI SDKs newer
+than the contract send more than it lists. An input message may omit `type` (the SDKs
+allow ``{"role": "user", "content": "hi"}``); it is read as a message.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from stackray.api.common import JsonValue, OpenAIApiModel
+
+# ---- content ----------------------------------------------------------------------------
+
+
+class OpenAIResponseInputMessageContentText(OpenAIApiModel):
+    text: str
+    type: Literal["input_text"] = "input_text"
+
+
+class OpenAIResponseInputMessageContentImage(OpenAIApiModel):
+    detail: Literal["low", "high", "auto"] = "auto"
+    type: Literal["input_image"] = "input_image"
+    image_url: str | None = None
+
+
+OpenAIResponseInputMessageContent = Annotated[
+    OpenAIResponseInputMessageContentText | OpenAIResponseInputMessageContentImage,
+    Field(discriminator="type"),
+]
+
+
+class OpenAIResponseOutputMessageContentOutputText(OpenAIApiModel):
+    text: str
+    type: Literal["output_text"] = "output_text"
+
+
+# ---- items ------------------------------------------------------------------------------
+
+
+class OpenAIResponseMessage(OpenAIApiModel):
+    """A message of any role (input or output)."""
+
+    content: (
+        str
+        | list[OpenAIResponseInputMessageContent]
+        | list[OpenAIResponseOutputMessageContentOutputText]
+    )
+    role: Literal["system", "developer", "user", "assistant"]
+    type: Literal["message"] = "message"
+    id: str | None = None
+    status: str | None = None
+
+
+class OpenAIResponseOutputMessageWebSearchToolCall(OpenAIApiModel):
+    id: str
+    status: str
+    type: Literal["web_search_call"] = "web_search_call"
+
+
+class OpenAIResponseOutputMessageFileSearchToolCall(OpenAIApiModel):
+    id: str
+    queries: list[str]
+    status: str
+    type: Literal["file_search_call"] = "file_search_call"
+    results: list[dict[str, JsonValue]] | None = None
+
+
+class OpenAIResponseOutputMessageFunctionToolCall(OpenAIApiModel):
+    call_id: str
+    name: str
+    arguments: str
+    type: Literal["function_call"] = "function_call"
+    id: str | None = None
+    status: str | None = None
+
+
+class OpenAIResponseInputFunctionToolCallOutput(OpenAIApiModel):
+    """The client's result of a function call, sent back as input."""
+
+    call_id: str
+    output: str
+    type: Literal["function_call_output"] = "function_call_output"
+    id: str | None = None
+    status: str | None = None
+
+
+OpenAIResponseInput = Annotated[
+    OpenAIResponseOutputMessageWebSearchToolCall
+    | OpenAIResponseOutputMessageFileSearchToolCall
+    | OpenAIResponseOutputMessageFunctionToolCall
+    | OpenAIResponseInputFunctionToolCallOutput
+    | OpenAIResponseMessage,
+    Field(discriminator="type"),
+]
+
+OpenAIResponseOutput = Annotated[
+    OpenAIResponseMessage
+    | OpenAIResponseOutputMessageWebSearchToolCall
+    | OpenAIResponseOutputMessageFileSearchToolCall
+    | OpenAIResponseOutputMessageFunctionToolCall,
+    Field(discriminator="type"),
+]
+
+
+def _default_message_type(items: Any) -> Any:
+    if isinstance(items, list):
+        return [
+            {**i, "type": "message"}
+            if isinstance(i, dict) and "type" not in i and "role" in i
+            else i
+            for i in items
+        ]
+    return items
+
+
+# ---- tools ------------------------------------------------------------------------------
+
+
+class OpenAIResponseInputToolWebSearch(OpenAIApiModel):
+    type: Literal["web_search", "web_search_preview_2025_03_11"] = "web_search"
+    search_context_size: str | None = "medium"
+
+
+class SearchRankingOptions(OpenAIApiModel):
+    ranker: str | None = None
+    score_threshold: float | None = 0.0
+
+
+class OpenAIResponseInputToolFileSearch(OpenAIApiModel):
+    type: Literal["file_search"] = "file_search"
+    vector_store_ids: list[str]
+    filters: dict[str, JsonValue] | None = None
+    max_num_results: int | None = 10
+    ranking_options: SearchRankingOptions | None = None
+
+
+class OpenAIResponseInputToolFunction(OpenAIApiModel):
+    type: Literal["function"] = "function"
+    name: str
+    description: str | None = None
+    parameters: dict[str, JsonValue] | None = None
+    strict: bool | None = None
+
+
+class OpenAIResponseInputToolMCP(OpenAIApiModel):
+    type: Literal["mcp"] = "mcp"
+    server_label: str
+    server_url: str
+    headers: dict[str, JsonValue] | None = None
+    require_approval: Literal["always", "never"] | dict[str, JsonValue] = "never"
+    allowed_tools: list[str] | dict[str, JsonValue] | None = None
+
+
+OpenAIResponseInputTool = Annotated[
+    OpenAIResponseInputToolWebSearch
+    | OpenAIResponseInputToolFileSearch
+    | OpenAIResponseInputToolFunction
+    | OpenAIResponseInputToolMCP,
+    Field(discriminator="type"),
+]
+
+
+# ---- requests and responses -------------------------------------------------------------
+
+
+class OpenAIResponseTextFormat(OpenAIApiModel):
+    # `schema` would shadow a BaseModel attribute: the field is `schema_`, "schema" on the wire.
+    model_config = ConfigDict(
+        extra="allow", protected_namespaces=(), validate_by_name=True, serialize_by_alias=True
+    )
+
+    type: Literal["text", "json_schema", "json_object"]
+    name: str | None = None
+    schema_: dict[str, JsonValue] | None = Field(default=None, alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+
+class OpenAIResponseText(OpenAIApiModel):
+    format: OpenAIResponseTextFormat | None = None
+
+
+class CreateOpenaiResponseRequest(OpenAIApiModel):
+    """The body of `POST /v1/openai/v1/responses`."""
+
+    input: str | list[OpenAIResponseInput]
+    model: str
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    store: bool | None = True
+    stream: bool | None = False
+    temperature: float | None = None
+    text: OpenAIResponseText | None = None
+    tools: list[OpenAIResponseInputTool] | None = None
+    max_infer_iters: int | None = 10
+
+    @model_validator(mode="before")
+    @classmethod
+    def _message_items(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("input"), list):
+            data = {**data, "input": _default_message_type(data["input"])}
+        return data
+
+
+class OpenAIResponseError(OpenAIApiModel):
+    code: str
+    message: str
+
+
+class OpenAIResponseObject(OpenAIApiModel):
+    created_at: int
+    error: OpenAIResponseError | None = None
+    id: str
+    model: str
+    object: Literal["response"] = "response"
+    output: list[OpenAIResponseOutput]
+    parallel_tool_calls: bool = False
+    previous_response_id: str | None = None
+    status: str
+    temperature: float | None = None
+    text: OpenAIResponseText = Field(
+        default_factory=lambda: OpenAIResponseText(format=OpenAIResponseTextFormat(type="text"))
+    )
+    top_p: float | None = None
+    truncation: str | None = None
+    user: str | None = None
+
+
+class OpenAIResponseObjectWithInput(OpenAIResponseObject):
+    input: list[OpenAIResponseInput]
+
+
+class ListOpenAIResponseObject(OpenAIApiModel):
+    data: list[OpenAIResponseObjectWithInput]
+    has_more: bool
+    first_id: str
+    last_id: str
+    object: Literal["list"] = "list"
+
+
+class ListOpenAIResponseInputItem(OpenAIApiModel):
+    data: list[OpenAIResponseInput]
+    object: Literal["list"] = "list"
+
+
+# ---- streamed events --------------------------------------------------------------------
+
+
+class OpenAIResponseObjectStreamResponseCreated(OpenAIApiModel):
+    response: OpenAIResponseObject
+    type: Literal["response.created"] = "response.created"
+
+
+class OpenAIResponseObjectStreamResponseCompleted(OpenAIApiModel):
+    response: OpenAIResponseObject
+    type: Literal["response.completed"] = "response.completed"
+
+
+class OpenAIResponseObjectStreamResponseOutputItemAdded(OpenAIApiModel):
+    response_id: str
+    item: OpenAIResponseOutput
+    output_index: int
+    sequence_number: int
+    type: Literal["response.output_item.added"] = "response.output_item.added"
+
+
+class OpenAIResponseObjectStreamResponseOutputItemDone(OpenAIApiModel):
+    response_id: str
+    item: OpenAIResponseOutput
+    output_index: int
+    sequence_number: int
+    type: Literal["response.output_item.done"] = "response.output_item.done"
+
+
+class OpenAIResponseObjectStreamResponseOutputTextDelta(OpenAIApiModel):
+    content_index: int
+    delta: str
+    item_id: str
+    output_index: int
+    sequence_number: int
+    type: Literal["response.output_text.delta"] = "response.output_text.delta"
+
+
+class OpenAIResponseObjectStreamResponseOutputTextDone(OpenAIApiModel):
+    content_index: int
+    text: str
+    item_id: str
+    output_index: int
+    sequence_number: int
+    type: Literal["response.output_text.done"] = "response.output_text.done"
+
+
+class OpenAIResponseObjectStreamResponseFunctionCallArgumentsDelta(OpenAIApiModel):
+    delta: str
+    item_id: str
+    output_index: int
+    sequence_number: int
+    type: Literal["response.function_call_arguments.delta"] = (
+        "response.function_call_arguments.delta"
+    )
+
+
+class OpenAIResponseObjectStreamResponseFunctionCallArgumentsDone(OpenAIApiModel):
+    arguments: str
+    item_id: str
+    output_index: int
+    sequence_number: int
+    type: Literal["response.function_call_arguments.done"] = "response.function_call_arguments.done"
+
+
+OpenAIResponseObjectStream = Annotated[
+    OpenAIResponseObjectStreamResponseCreated
+    | OpenAIResponseObjectStreamResponseOutputItemAdded
+    | OpenAIResponseObjectStreamResponseOutputItemDone
+    | OpenAIResponseObjectStreamResponseOutputTextDelta
+    | OpenAIResponseObjectStreamResponseOutputTextDone
+    | OpenAIResponseObjectStreamResponseFunctionCallArgumentsDelta
+    | OpenAIResponseObjectStreamResponseFunctionCallArgumentsDone
+    | OpenAIResponseObjectStreamResponseCompleted,
+    Field(discriminator="type"),
+]

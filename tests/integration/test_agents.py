@@ -1,0 +1,84 @@
+"""Agents through the shared Serve stack: the gateway, the agents deployment and the
+inference deployment, each its own Serve deployment, driven by the real `Agent` helper."""
+
+from __future__ import annotations
+
+from llama_stack_client.lib.agents.agent import Agent
+
+from .conftest import MODEL
+
+USER = {"role": "user", "content": "hello agents"}
+
+
+def test_agent_turn_with_the_echo_model(stack):
+    client = stack.client()
+    agent = Agent(client, model="echo-model", instructions="Repeat after me.")
+    session_id = agent.create_session("integration")
+
+    chunks = list(agent.create_turn(messages=[USER], session_id=session_id, stream=True))
+    kinds = [c.event.payload.event_type for c in chunks]
+    assert kinds[0] == "turn_start" and kinds[-1] == "turn_complete"
+    streamed = "".join(
+        c.event.payload.delta.text
+        for c in chunks
+        if c.event.payload.event_type == "step_progress" and c.event.payload.delta.type == "text"
+    )
+    turn = chunks[-1].event.payload.turn
+    # (The echo provider streams each word with a space after it.)
+    assert turn.output_message.content == streamed
+    assert streamed.strip() == "echo: hello agents"
+
+    second = agent.create_turn(
+        messages=[{"role": "user", "content": "again"}], session_id=session_id, stream=False
+    )
+    assert second.output_message.content.strip() == "echo: again"
+
+    # Stored by the agents deployment: read back through the gateway.
+    session = client.agents.session.retrieve(session_id=session_id, agent_id=agent.agent_id)
+    assert [t.turn_id for t in session.turns] == [turn.turn_id, second.turn_id]
+    step = client.agents.steps.retrieve(
+        agent_id=agent.agent_id,
+        session_id=session_id,
+        turn_id=turn.turn_id,
+        step_id=turn.steps[0].step_id,
+    )
+    assert step.step.step_type == "inference"
+    http = stack.http()
+    assert http.get(f"/v1/agents/{agent.agent_id}").json()["agent_config"]["model"] == "echo-model"
+    client.agents.delete(agent.agent_id)
+    assert http.get(f"/v1/agents/{agent.agent_id}").status_code == 404
+
+
+def test_openai_responses_through_serve(stack):
+    client = stack.openai()
+    first = client.responses.create(model="echo-model", input="first words")
+    assert first.output_text.strip() == "echo: first words"
+    events = list(
+        client.responses.create(
+            model="echo-model", input="second", previous_response_id=first.id, stream=True
+        )
+    )
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert events[-1].response.output_text.strip() == "echo: second"
+    items = client.responses.input_items.list(events[-1].response.id, order="asc")
+    assert [getattr(i, "role", None) for i in items.data] == ["user", "assistant", "user"]
+    assert stack.openai("/v1").responses.retrieve(first.id).id == first.id
+
+
+def test_agent_turn_with_the_local_model(stack):
+    client = stack.client()
+    agent = Agent(
+        client,
+        model=MODEL,
+        instructions="You are a helpful assistant.",
+        sampling_params={"strategy": {"type": "greedy"}, "max_tokens": 12},
+    )
+    session_id = agent.create_session("local-model")
+    turn = agent.create_turn(
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        session_id=session_id,
+        stream=False,
+    )
+    assert isinstance(turn.output_message.content, str) and turn.output_message.content.strip()
+    assert turn.output_message.stop_reason in ("end_of_turn", "out_of_tokens")
+    assert [s.step_type for s in turn.steps] == ["inference"]

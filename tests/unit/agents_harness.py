@@ -1,0 +1,129 @@
+"""An in-process stack with the agents API, served over HTTP on 127.0.0.1 for the real
+`llama_stack_client` (and its `Agent` helper).
+
+The model is `ScriptedModel` behind `remote::vllm`. The agents router gets the real
+inference router; for safety, tool runtime and vector IO it gets the stand-ins of
+`agent_standins` (their real routers are not on this branch yet), or nothing, to test a
+stack that does not serve them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackray.api.datatypes import Api
+from stackray.deployments.gateway import create_gateway_app
+from stackray.runtime.config import parse_config
+from stackray.runtime.routers import build_router
+from stackray.runtime.stack import build_inference_router
+from tests.unit.agent_standins import StandInSafety, StandInToolRuntime, StandInVectorIO
+from tests.unit.remote_servers import FakeService
+from tests.unit.scripted_model import ScriptedModel
+
+MODEL = "scripted-model"
+EMBEDDING_MODEL = "embed"
+
+
+def stack_config(
+    model: ScriptedModel,
+    data_dir: Path,
+    agents_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "version": 2,
+        "image_name": "agents-test",
+        "apis": ["inference", "agents"],
+        "providers": {
+            "inference": [
+                {
+                    "provider_id": "vllm",
+                    "provider_type": "remote::vllm",
+                    "config": {"url": f"{model.url}/v1", "retry_backoff_s": 0.01},
+                }
+            ],
+            "agents": [
+                {
+                    "provider_id": "meta-reference",
+                    "provider_type": "inline::meta-reference",
+                    "config": agents_config or {},
+                }
+            ],
+        },
+        "models": [
+            {"model_id": MODEL, "provider_id": "vllm", "provider_model_id": "scripted"},
+            {
+                "model_id": EMBEDDING_MODEL,
+                "provider_id": "vllm",
+                "provider_model_id": "scripted-embed",
+                "model_type": "embedding",
+                "metadata": {"embedding_dimension": 4},
+            },
+        ],
+        "storage": {"data_dir": str(data_dir)},
+    }
+
+
+@dataclass
+class AgentsStack:
+    server: FakeService
+    agents: Any
+    safety: StandInSafety | None
+    tools: StandInToolRuntime | None
+    vector_io: StandInVectorIO | None
+    closed: bool = field(default=False)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def client(self) -> Any:
+        from llama_stack_client import LlamaStackClient
+
+        return LlamaStackClient(base_url=self.url, timeout=30, max_retries=0)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.server.stop()
+            self.agents.close()
+            self.closed = True
+
+
+async def _build(config: dict[str, Any], standins: bool) -> tuple[Any, Any, dict[Api, Any]]:
+    stack = parse_config(config)
+    inference = await build_inference_router(stack)
+    deps: dict[Api, Any] = {Api.inference: inference}
+    if standins:
+        vector_io = StandInVectorIO()
+        deps[Api.vector_io] = vector_io
+        deps[Api.tool_runtime] = StandInToolRuntime(vector_io)
+        deps[Api.safety] = StandInSafety()
+    agents = await build_router(stack, Api.agents, deps)
+    return stack, agents, deps
+
+
+def start_stack(
+    model: ScriptedModel,
+    data_dir: Path,
+    *,
+    standins: bool = True,
+    agents_config: dict[str, Any] | None = None,
+) -> AgentsStack:
+    config = stack_config(model, data_dir, agents_config)
+    stack, agents, deps = asyncio.run(_build(config, standins))
+    backends: dict[str, Any] = {"inference": deps[Api.inference], "agents": agents}
+    tools = deps.get(Api.tool_runtime)
+    if tools is not None:
+        # The `Agent` helper lists each toolgroup's tools at GET /v1/tools.
+        backends["tool_runtime"] = tools
+    app = create_gateway_app(stack, backends)
+    server = FakeService(lambda _svc: app).start()
+    return AgentsStack(
+        server=server,
+        agents=agents,
+        safety=deps.get(Api.safety),
+        tools=tools,
+        vector_io=deps.get(Api.vector_io),
+    )
