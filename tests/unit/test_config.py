@@ -28,11 +28,15 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_local_distribution_loads():
     config = load_config("local", env={})
     assert config.image_name == "local"
-    assert config.apis == [Api.inference]
+    assert config.apis == [Api.inference, Api.vector_io]
     assert {p.provider_type for p in config.providers_of(Api.inference)} == {
         "inline::transformers",
         "inline::sentence-transformers",
     }
+    assert [(p.provider_id, p.provider_type) for p in config.providers_of(Api.vector_io)] == [
+        ("faiss", "inline::faiss"),
+        ("sqlite-vec", "inline::sqlite-vec"),
+    ]
     assert config.server.port == 8321
     assert [m.model_id for m in config.models] == ["SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"]
 

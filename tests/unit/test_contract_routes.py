@@ -12,7 +12,8 @@ from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
 from tests import contract
 
-# Routes that must be served: the inference, models, inspect and providers APIs.
+# Routes that must be served: the inference, models, inspect, providers, vector_io and
+# vector_dbs APIs.
 REQUIRED = {
     ("GET", "/v1/models"),
     ("POST", "/v1/models"),
@@ -34,6 +35,12 @@ REQUIRED = {
     ("GET", "/v1/inspect/routes"),
     ("GET", "/v1/providers"),
     ("GET", "/v1/providers/{}"),
+    ("GET", "/v1/vector-dbs"),
+    ("POST", "/v1/vector-dbs"),
+    ("GET", "/v1/vector-dbs/{}"),
+    ("DELETE", "/v1/vector-dbs/{}"),
+    ("POST", "/v1/vector-io/insert"),
+    ("POST", "/v1/vector-io/query"),
 }
 
 

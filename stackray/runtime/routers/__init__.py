@@ -34,6 +34,9 @@ class RouterSpec:
 
 ROUTERS: dict[Api, RouterSpec] = {
     Api.inference: RouterSpec("stackray.runtime.stack:build_router"),
+    Api.vector_io: RouterSpec(
+        "stackray.runtime.routers.vector_io:build_router", dependencies=(Api.inference,)
+    ),
 }
 
 # Routing-table APIs and the API whose deployment serves them.
