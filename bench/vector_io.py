@@ -36,7 +36,7 @@ K = 10
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "faiss flat": ("inline::faiss", {}),
     "faiss hnsw": ("inline::faiss", {"index_type": "hnsw"}),
-    "faiss ivf": ("inline::faiss", {"index_type": "ivf", "ivf_nlist": 256, "ivf_nprobe": 16}),
+    "faiss ivf": ("inline::faiss", {"index_type": "ivf"}),
     "sqlite-vec": ("inline::sqlite-vec", {}),
 }
 WORDS = "ray serve faiss vector index query chunk model cluster replica gpu text search".split()
@@ -217,12 +217,78 @@ async def measure_router(
     }
 
 
+def measure_hop(n: int, chunks: list[Any], queries: np.ndarray, rounds: int) -> dict[str, Any]:
+    """faiss flat queried in this process vs through a Serve handle to the real
+    `ModelServerDeployment` hosting it (what `model_server=True` costs per call on CPU)."""
+    import ray
+    from ray import serve
+
+    from stackray.api.vector_io import VectorDB
+    from stackray.deployments.model_server import ModelServerDeployment
+
+    vdb = VectorDB(
+        identifier="bench",
+        provider_resource_id="bench",
+        provider_id="faiss",
+        embedding_model="m",
+        embedding_dimension=DIM,
+    )
+    results: dict[str, list[float]] = {"in-process": [], "serve handle": []}
+    with tempfile.TemporaryDirectory(prefix="stackray-bench-vio-") as tmp:
+        local = asyncio.run(build_provider("inline::faiss", {}, Path(tmp) / "local"))
+        config = {
+            "version": 2,
+            "image_name": "bench",
+            "apis": ["vector_io", "inference"],
+            "providers": {
+                "vector_io": [{"provider_id": "faiss", "provider_type": "inline::faiss"}]
+            },
+            "storage": {"data_dir": str(Path(tmp) / "served")},
+        }
+        ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False, logging_level="WARNING")
+        try:
+            app = serve.deployment(name="model-faiss", ray_actor_options={"num_cpus": 0})(
+                ModelServerDeployment
+            ).bind(config, "vector_io", "faiss")
+            handle = serve.run(app, name="hop", route_prefix=None)
+
+            async def main() -> None:
+                await local.register_vector_db(vdb)
+                await handle.call_api.remote(None, "register_vector_db", vdb)
+                for i in range(0, n, 1000):
+                    await local.insert_chunks(vdb, chunks[i : i + 1000])
+                    await handle.call_api.remote(None, "insert_chunks", vdb, chunks[i : i + 1000])
+                for _ in range(rounds):
+                    for q in queries:
+                        emb = q.tolist()
+                        t = time.perf_counter()
+                        await local.query_vector(vdb, emb, K, -1.0)
+                        results["in-process"].append(time.perf_counter() - t)
+                        t = time.perf_counter()
+                        await handle.call_api.remote(None, "query_vector", vdb, emb, K, -1.0)
+                        results["serve handle"].append(time.perf_counter() - t)
+
+            asyncio.run(main())
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+    return {
+        k: {"p50_ms": c.percentile(v, 50) * 1000, "p99_ms": c.percentile(v, 99) * 1000}
+        for k, v in results.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = c.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="collection sizes")
     parser.add_argument("--queries", type=int, default=None, help="vector queries per config")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--no-router", action="store_true", help="skip the router measurement")
+    parser.add_argument(
+        "--serve-hop",
+        action="store_true",
+        help="only measure faiss in-process vs behind a Serve handle (starts Ray)",
+    )
     args = parser.parse_args(argv)
     print(c.describe_environment(), flush=True)
     c.quiet_environment()
@@ -232,6 +298,28 @@ def main(argv: list[str] | None = None) -> int:
     centres = rng.normal(size=(1000, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     results: dict[str, Any] = {"sizes": {}}
+    if args.serve_hop:
+        n = max(sizes)
+        hop = measure_hop(
+            n, make_chunks(make_vectors(n, rng, centres), rng), make_vectors(100, rng, centres), 3
+        )
+        print(
+            c.format_table(
+                ["faiss flat query_vector (k=10)", "p50 ms", "p99 ms", "vs in-process p50"],
+                [
+                    [
+                        k,
+                        c.fmt(v["p50_ms"], 2),
+                        c.fmt(v["p99_ms"], 2),
+                        c.fmt_ratio(c.ratio(v["p50_ms"], hop["in-process"]["p50_ms"])),
+                    ]
+                    for k, v in hop.items()
+                ],
+                title=f"{n:,} chunks: the cost of faiss in its own deployment (one handle hop)",
+            )
+        )
+        c.write_json(args.json, {"serve_hop": hop})
+        return 0
     for n in sizes:
         vectors = make_vectors(n, rng, centres)
         queries = make_vectors(n_queries, rng, centres)

@@ -23,7 +23,7 @@ class FaissVectorIOConfig(BaseModel):
         default=128, ge=8, description="HNSW candidate list size while searching (recall vs speed)."
     )
     ivf_nlist: int = Field(default=256, ge=1, description="IVF inverted lists (clusters).")
-    ivf_nprobe: int = Field(default=16, ge=1, description="IVF lists searched per query.")
+    ivf_nprobe: int = Field(default=32, ge=1, description="IVF lists searched per query.")
     ivf_train_size: int | None = Field(
         default=None,
         ge=1,
@@ -34,6 +34,12 @@ class FaissVectorIOConfig(BaseModel):
         default=True,
         description="Move flat and IVF indexes to the GPU when faiss sees one "
         "(faiss.get_num_gpus() > 0); HNSW stays on the CPU.",
+    )
+    num_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="OpenMP threads for adding vectors and training (default: faiss's, one per "
+        "core); a search of one query always uses one thread.",
     )
     snapshot_min_vectors: int = Field(
         default=1000,
