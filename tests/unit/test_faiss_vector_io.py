@@ -168,3 +168,22 @@ def test_provider_behind_a_proxy_as_in_its_own_deployment(tmp_path):
 def test_config_rejects_unknown_index_type():
     with pytest.raises(ValueError):
         FaissVectorIOConfig(index_type="lsh")  # type: ignore[arg-type]
+
+
+def test_replay_skips_chunks_deleted_after_the_snapshot(tmp_path):
+    provider = make(tmp_path, snapshot_min_vectors=100)
+    vectors, chunks = data(180)
+    asyncio.run(provider.register_vector_db(VDB))
+    asyncio.run(provider.insert_chunks(VDB, chunks[:100]))
+    assert provider.indexes["v"].snapshot_ntotal == 100
+    asyncio.run(provider.insert_chunks(VDB, chunks[100:]))  # the tail, not snapshotted
+    gone = [
+        f"c{i}" for i in (3, 120, 150, 178, 179)
+    ]  # in the snapshot, inside and at the end of the tail
+    asyncio.run(provider.delete_chunks(VDB, gone))
+    again = make(tmp_path, snapshot_min_vectors=100)  # no shutdown: as after a crash
+    keep = lambda i: f"c{i}" not in gone  # noqa: E731
+    for q in (vectors[120], vectors[179], vectors[5]):
+        assert top(again, q, 8) == exact(vectors, q, 8, keep)
+    asyncio.run(again.insert_chunks(VDB, [chunks[179]]))
+    assert top(again, vectors[179], 1) == ["c179"]

@@ -301,7 +301,9 @@ class FaissVectorIOProvider:
         rows = self.conn.execute(
             "SELECT pos, chunk_id FROM chunks WHERE db = ? ORDER BY pos", (name,)
         ).fetchall()
-        next_pos = rows[-1][0] + 1 if rows else 0
+        stored = self.conn.execute("SELECT next_pos FROM dbs WHERE db = ?", (name,)).fetchone()
+        next_pos = max(rows[-1][0] + 1 if rows else 0, stored[0] if stored else 0)
+        # A snapshot can hold no more positions than were ever handed out.
         if not index.load_snapshot(next_pos):
             index.reset()
         ids: list[str | None] = [None] * index.ntotal
@@ -314,20 +316,19 @@ class FaissVectorIOProvider:
         index.ids = ids
         index.dead = sum(1 for c in ids if c is None)
         if tail:
-            # Replay what came after the snapshot, keeping positions dense.
-            vectors = {
-                pos: vec
-                for pos, vec in self.conn.execute(
-                    "SELECT pos, vector FROM chunks WHERE db = ? AND pos >= ?",
-                    (name, index.ntotal),
-                )
-            }
+            # Replay what came after the snapshot in one add; positions whose chunks were
+            # deleted meanwhile become dead zero vectors, keeping positions dense.
+            base = index.ntotal
+            vectors = np.zeros((tail[-1][0] + 1 - base, dim), dtype=np.float32)
+            tail_ids: list[str | None] = [None] * len(vectors)
+            for pos, vec in self.conn.execute(
+                "SELECT pos, vector FROM chunks WHERE db = ? AND pos >= ?", (name, base)
+            ):
+                vectors[pos - base] = np.frombuffer(vec, dtype=np.float32)
             for pos, cid in tail:
-                gap = pos - index.ntotal
-                if gap > 0:  # positions whose chunks were deleted before a snapshot
-                    index.add(np.zeros((gap, dim), dtype=np.float32), [None] * gap)
-                    index.dead += gap
-                index.add(np.frombuffer(vectors[pos], dtype=np.float32).reshape(1, dim), [cid])
+                tail_ids[pos - base] = cid
+            index.add(vectors, tail_ids)
+            index.dead += sum(1 for c in tail_ids if c is None)
         self.conn.execute(
             "UPDATE dbs SET next_pos = ? WHERE db = ?", (max(next_pos, index.ntotal), name)
         )
