@@ -264,3 +264,19 @@ def test_many_chunks_in_batches(harness):
     got = ids(harness.run(harness.impl.query_vector(db, q.tolist(), 5, -1.0, {"group": 1})))
     assert len(set(got) & set(in_group)) >= 4
     assert all(int(c[1:]) % 3 == 1 for c in got)
+
+
+def test_sqlite_vec_replicas_on_one_machine_share_the_file(tmp_path):
+    """Two `vector_io` replicas on one machine each open the same SQLite file."""
+    first, second = Harness("sqlite-vec", tmp_path, None), Harness("sqlite-vec", tmp_path, None)
+    first.start()
+    second.start()
+    db = vdb(first)
+    first.run(first.impl.register_vector_db(db))
+    first.run(first.impl.insert_chunks(db, CORPUS))
+    assert ids(second.run(second.impl.query_vector(db, unit(1, 0.05), 2, -1.0))) == ["a1", "a2"]
+    second.run(second.impl.delete_chunks(db, ["a1"]))
+    assert ids(first.run(first.impl.query_vector(db, unit(1, 0.05), 1, -1.0))) == ["a2"]
+    for h in (first, second):
+        h.stop()
+        h.loop.close()

@@ -403,3 +403,21 @@ def test_http_errors(client):
         "/v1/vector-io/insert", json={"vector_db_id": "x", "chunks": [{"content": "a", "bogus": 1}]}
     )
     assert r.status_code == 400
+
+
+def test_vector_io_needs_the_inference_api(tmp_path):
+    from stackray.api.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="inference"):
+        stack = parse_config(
+            {
+                "version": 2,
+                "image_name": "alone",
+                "apis": ["vector_io"],
+                "providers": {
+                    "vector_io": [{"provider_id": "f", "provider_type": "inline::faiss"}]
+                },
+                "storage": {"data_dir": str(tmp_path)},
+            }
+        )
+        asyncio.run(build_local_stack(stack))
