@@ -25,6 +25,7 @@ BENCHMARKS = [
     "cold_start",
     "mcp_sessions",
     "agents",
+    "vector_io",
 ]
 
 

@@ -87,6 +87,10 @@ class VectorIOProvider(Protocol):
     metadata key -> required value (all must match); a provider that cannot filter
     natively filters the hits itself. Everything a provider keeps survives a restart
     (index files under its data directory, or the external database).
+
+    A provider names a vector db's collection by ``vector_db.provider_resource_id`` (the
+    router always sets it: ``provider_vector_db_id`` or else the ``vector_db_id``);
+    `unregister_vector_db` receives that name.
     """
 
     async def register_vector_db(self, vector_db: VectorDB) -> None:

@@ -139,10 +139,16 @@ class VectorStoreContent(ApiModel):
 
 
 class VectorStoreFileContentsResponse(ApiModel):
+    """The contract's fields, plus `data`/`has_more` (the same content as a page: what the
+    `openai` SDK reads)."""
+
     file_id: str
     filename: str
     attributes: dict[str, JsonValue] = Field(default_factory=dict)
     content: list[VectorStoreContent]
+    object: str = "vector_store.file_content.page"
+    data: list[VectorStoreContent] | None = None
+    has_more: bool = False
 
 
 class SearchRankingOptions(ApiModel):

@@ -1,7 +1,7 @@
 """One local Serve stack shared by every integration test of the session.
 
 It is the `local` distribution with a temporary data directory, a free port, and two
-replicas of the inference deployment (to prove resources are consistent across replicas).
+replicas of the inference and vector_io deployments (to prove resources are consistent across replicas).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def stack_config(data_dir: Path, port: int) -> dict:
     raw["storage"] = {"data_dir": str(data_dir)}
     raw["server"] = {"port": port, "host": "127.0.0.1"}
     raw["deployments"]["inference"] = {"num_replicas": 2}
+    raw["deployments"]["vector_io"] = {"num_replicas": 2}
     # The external echo provider: a fast, deterministic second inference provider.
     raw["providers"]["inference"].append(
         {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}

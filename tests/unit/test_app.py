@@ -29,12 +29,18 @@ def test_graph_of_local_distribution():
         "agents",
         "model-transformers",
         "model-sentence-transformers",
+        "vector-io",
+        "model-faiss",
     }
     assert deps["gateway"].ray_actor_options["num_cpus"] == 0
     assert deps["safety"].ray_actor_options["num_cpus"] == 0
     assert deps["agents"].ray_actor_options["num_cpus"] == 0
     assert deps["inference"].ray_actor_options["num_cpus"] == 0
     assert deps["files"].ray_actor_options["num_cpus"] == 0
+    assert deps["vector-io"].ray_actor_options["num_cpus"] == 0
+    # The faiss index server fits a 2-core machine, and takes a GPU on a GPU cluster.
+    assert deps["model-faiss"].ray_actor_options["num_cpus"] == 0
+    assert deployments(gpus=True)["model-faiss"].ray_actor_options["num_gpus"] == 1
 
 
 def test_model_servers_ask_for_a_gpu_only_when_the_cluster_has_one():

@@ -28,7 +28,14 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_local_distribution_loads():
     config = load_config("local", env={})
     assert config.image_name == "local"
-    assert config.apis == [Api.inference, Api.files, Api.safety, Api.tool_runtime, Api.agents]
+    assert config.apis == [
+        Api.inference,
+        Api.vector_io,
+        Api.files,
+        Api.safety,
+        Api.tool_runtime,
+        Api.agents,
+    ]
     assert {p.provider_type for p in config.providers_of(Api.inference)} == {
         "inline::transformers",
         "inline::sentence-transformers",
@@ -43,15 +50,28 @@ def test_local_distribution_loads():
         ("llama-guard", "SmolLM2-135M-Instruct"),
     ]
     tool_providers = {p.provider_id: p for p in config.providers_of(Api.tool_runtime)}
-    assert set(tool_providers) == {"model-context-protocol", "tavily-search", "brave-search"}
+    assert set(tool_providers) == {
+        "rag-runtime",
+        "model-context-protocol",
+        "tavily-search",
+        "brave-search",
+    }
     # No search key in the environment: none configured (a request may bring its own).
     assert tool_providers["tavily-search"].config["api_key"] is None
     assert [(g.toolgroup_id, g.provider_id) for g in config.tool_groups] == [
-        ("builtin::websearch", "tavily-search")
+        ("builtin::rag", "rag-runtime"),
+        ("builtin::websearch", "tavily-search"),
     ]
     config = load_config("local", env={"WEB_SEARCH_PROVIDER": "brave-search"})
-    assert config.tool_groups[0].provider_id == "brave-search"
+    assert config.tool_groups[1].provider_id == "brave-search"
     assert [p.provider_type for p in config.providers_of(Api.agents)] == ["inline::meta-reference"]
+    assert [(p.provider_id, p.provider_type) for p in config.providers_of(Api.vector_io)] == [
+        ("faiss", "inline::faiss"),
+        ("sqlite-vec", "inline::sqlite-vec"),
+        ("chromadb", "inline::chromadb"),
+        ("qdrant", "inline::qdrant"),
+        ("milvus", "inline::milvus"),
+    ]
     assert config.server.port == 8321
     assert [m.model_id for m in config.models] == ["SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"]
 

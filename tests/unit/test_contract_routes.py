@@ -69,6 +69,27 @@ REQUIRED = {
     ("GET", "/v1/openai/v1/responses"),
     ("GET", "/v1/openai/v1/responses/{}"),
     ("GET", "/v1/openai/v1/responses/{}/input_items"),
+    ("GET", "/v1/vector-dbs"),
+    ("POST", "/v1/vector-dbs"),
+    ("GET", "/v1/vector-dbs/{}"),
+    ("DELETE", "/v1/vector-dbs/{}"),
+    ("POST", "/v1/vector-io/insert"),
+    ("POST", "/v1/vector-io/query"),
+    # OpenAI vector stores and the RAG tool
+    ("POST", "/v1/tool-runtime/rag-tool/insert"),
+    ("GET", "/v1/openai/v1/vector_stores/{}/files"),
+    ("POST", "/v1/openai/v1/vector_stores/{}/files"),
+    ("GET", "/v1/openai/v1/vector_stores"),
+    ("POST", "/v1/openai/v1/vector_stores"),
+    ("GET", "/v1/openai/v1/vector_stores/{}"),
+    ("POST", "/v1/openai/v1/vector_stores/{}"),
+    ("DELETE", "/v1/openai/v1/vector_stores/{}"),
+    ("GET", "/v1/openai/v1/vector_stores/{}/files/{}"),
+    ("POST", "/v1/openai/v1/vector_stores/{}/files/{}"),
+    ("DELETE", "/v1/openai/v1/vector_stores/{}/files/{}"),
+    ("GET", "/v1/openai/v1/vector_stores/{}/files/{}/content"),
+    ("POST", "/v1/openai/v1/vector_stores/{}/search"),
+    ("POST", "/v1/tool-runtime/rag-tool/query"),
 }
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from stackray.api.common import URL
 from stackray.api.datatypes import Api
 from stackray.api.errors import BadRequestError
+from stackray.api.rag import InsertRequest, QueryRequest
 from stackray.api.tools import InvokeToolRequest, RegisterToolGroupRequest
 from stackray.deployments.routes import Routes
 
@@ -93,3 +94,15 @@ def register(routes: Routes) -> None:
 
     routes.add(Api.tool_runtime, "GET", "/v1/tool-runtime/list-tools", list_runtime_tools)
     routes.add(Api.tool_runtime, "POST", "/v1/tool-runtime/invoke", invoke_tool)
+
+    # ---- the RAG tool --------------------------------------------------------------------
+
+    async def rag_tool_insert(body: InsertRequest) -> Response:
+        await call(TOOL_RUNTIME, "rag_tool_insert", body)
+        return json_(None)
+
+    async def rag_tool_query(body: QueryRequest) -> Response:
+        return json_(await call(TOOL_RUNTIME, "rag_tool_query", body))
+
+    routes.add(Api.tool_runtime, "POST", "/v1/tool-runtime/rag-tool/insert", rag_tool_insert)
+    routes.add(Api.tool_runtime, "POST", "/v1/tool-runtime/rag-tool/query", rag_tool_query)

@@ -6,8 +6,19 @@ from stackray.api.datatypes import Api
 from stackray.providers.spec import ProviderSpec
 
 _REMOTE = "stackray.providers.remote.tool_runtime"
+_INLINE = "stackray.providers.inline.tool_runtime"
 
 SPECS: tuple[ProviderSpec, ...] = (
+    ProviderSpec(
+        api=Api.tool_runtime,
+        provider_type="inline::rag-runtime",
+        impl=f"{_INLINE}.rag.impl:RagToolRuntimeImpl",
+        config_class=f"{_INLINE}.rag.config:RagToolRuntimeConfig",
+        api_dependencies=(Api.vector_io,),
+        optional_api_dependencies=(Api.inference,),
+        description="The RAG tool (builtin::rag, knowledge_search): documents chunked by tokens "
+        "into vector dbs, and retrieval of context for a query.",
+    ),
     ProviderSpec(
         api=Api.tool_runtime,
         provider_type="remote::model-context-protocol",

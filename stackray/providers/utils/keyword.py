@@ -6,6 +6,7 @@ rebuild it from their stored chunks when they load.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
@@ -18,14 +19,18 @@ def tokenize(text: str) -> list[str]:
 
 
 class BM25Index:
-    """Okapi BM25 over documents keyed by id (k1=1.2, b=0.75)."""
+    """Okapi BM25 over documents keyed by id (k1=1.2, b=0.75).
+
+    Term postings make a search cost proportional to the documents containing the query's
+    terms, not to the whole collection.
+    """
 
     def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
         self.k1 = k1
         self.b = b
         self._docs: dict[str, Counter[str]] = {}
         self._lengths: dict[str, int] = {}
-        self._df: Counter[str] = Counter()
+        self._postings: dict[str, dict[str, int]] = {}
         self._total_length = 0
 
     def __len__(self) -> int:
@@ -38,17 +43,20 @@ class BM25Index:
         length = sum(terms.values())
         self._lengths[doc_id] = length
         self._total_length += length
-        self._df.update(terms.keys())
+        for term, tf in terms.items():
+            self._postings.setdefault(term, {})[doc_id] = tf
 
     def remove(self, doc_id: str) -> None:
         terms = self._docs.pop(doc_id, None)
         if terms is None:
             return
         self._total_length -= self._lengths.pop(doc_id)
-        self._df.subtract(terms.keys())
         for term in terms:
-            if self._df[term] <= 0:
-                del self._df[term]
+            posting = self._postings.get(term)
+            if posting is not None:
+                posting.pop(doc_id, None)
+                if not posting:
+                    del self._postings[term]
 
     def search(
         self, query: str, k: int, allowed: set[str] | None = None
@@ -59,28 +67,25 @@ class BM25Index:
         n = len(self._docs)
         if not terms or n == 0 or k <= 0:
             return []
-        avg = self._total_length / n if n else 0.0
-        idf = {
-            t: math.log(1 + (n - self._df[t] + 0.5) / (self._df[t] + 0.5))
-            for t in terms
-            if self._df.get(t)
-        }
-        if not idf:
-            return []
-        scores: list[tuple[str, float]] = []
-        for doc_id, tf in self._docs.items():
-            if allowed is not None and doc_id not in allowed:
+        avg = self._total_length / n
+        scores: dict[str, float] = {}
+        for t in terms:
+            posting = self._postings.get(t)
+            if not posting:
                 continue
-            score = 0.0
-            norm = self.k1 * (1 - self.b + self.b * self._lengths[doc_id] / (avg or 1.0))
-            for t, w in idf.items():
-                f = tf.get(t)
-                if f:
-                    score += w * f * (self.k1 + 1) / (f + norm)
-            if score > 0:
-                scores.append((doc_id, score))
-        scores.sort(key=lambda s: (-s[1], s[0]))
-        return scores[:k]
+            df = len(posting)
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            for doc_id, f in posting.items():
+                if allowed is not None and doc_id not in allowed:
+                    continue
+                norm = self.k1 * (1 - self.b + self.b * self._lengths[doc_id] / (avg or 1.0))
+                scores[doc_id] = scores.get(doc_id, 0.0) + idf * f * (self.k1 + 1) / (f + norm)
+        ranked = [(d, s) for d, s in scores.items() if s > 0]
+        if len(ranked) > k:
+            ranked = heapq.nsmallest(k, ranked, key=lambda s: (-s[1], s[0]))
+        else:
+            ranked.sort(key=lambda s: (-s[1], s[0]))
+        return ranked
 
 
 def bm25_rank(query: str, texts: dict[str, str], k: int) -> list[tuple[str, float]]:

@@ -47,6 +47,12 @@ ROUTERS: dict[Api, RouterSpec] = {
         dependencies=(Api.inference,),
         optional_dependencies=(Api.safety, Api.tool_runtime, Api.vector_io),
     ),
+    # Vector stores read attached files through the files API when it is served.
+    Api.vector_io: RouterSpec(
+        "stackray.runtime.routers.vector_io:build_router",
+        dependencies=(Api.inference,),
+        optional_dependencies=(Api.files,),
+    ),
 }
 
 # Routing-table APIs and the API whose deployment serves them.

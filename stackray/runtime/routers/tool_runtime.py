@@ -22,6 +22,7 @@ from pydantic import Field
 from stackray.api.common import URL, ApiModel, JsonValue
 from stackray.api.datatypes import Api
 from stackray.api.errors import BadRequestError, ConflictError, NotFoundError, StackError
+from stackray.api.rag import InsertRequest, QueryRequest, RAGQueryResult
 from stackray.api.tools import (
     InvokeToolRequest,
     ListToolDefsResponse,
@@ -370,6 +371,24 @@ class ToolRuntimeRouter:
         result: ToolInvocationResult = await provider.invoke_tool(
             tool.provider_resource_id or tool.identifier, kwargs, group
         )
+        return result
+
+    # ---- the RAG tool -------------------------------------------------------------------
+
+    def _rag_provider(self) -> Any:
+        for provider_id, provider_type in self.provider_types.items():
+            if provider_type == "inline::rag-runtime":
+                return self.providers[provider_id]
+        raise NotFoundError(
+            "the RAG tool is not served by this stack: add an inline::rag-runtime provider "
+            "under providers.tool_runtime"
+        )
+
+    async def rag_tool_insert(self, request: InsertRequest) -> None:
+        await self._rag_provider().rag_insert(request)
+
+    async def rag_tool_query(self, request: QueryRequest) -> RAGQueryResult:
+        result: RAGQueryResult = await self._rag_provider().rag_query(request)
         return result
 
 

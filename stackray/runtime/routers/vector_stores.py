@@ -321,7 +321,9 @@ class VectorStoresMixin:
 
         files = self._require_files()
         content: bytes = await files.get_file_content(file_id)
-        text = await asyncio.to_thread(text_from_bytes, content, filename, file_id)
+        text = await asyncio.to_thread(
+            text_from_bytes, content, filename, f"{filename} ({file_id})"
+        )
         size, overlap = _chunking(strategy)
         metadata: dict[str, Any] = {**attributes, "file_id": file_id, "filename": filename}
         chunks = make_chunks(file_id, text, size, overlap, metadata=metadata)
@@ -412,13 +414,13 @@ class VectorStoresMixin:
         record = self._file_doc(vector_store_id, file_id)
         strategy = _strategy(record)
         chunks, _ = await self._file_chunks(file_id, record["filename"], strategy, {})
+        content = [VectorStoreContent(text=interleaved_content_as_str(c.content)) for c in chunks]
         return VectorStoreFileContentsResponse(
             file_id=file_id,
             filename=record["filename"],
             attributes=record.get("attributes") or {},
-            content=[
-                VectorStoreContent(text=interleaved_content_as_str(c.content)) for c in chunks
-            ],
+            content=content,
+            data=content,
         )
 
     async def openai_update_vector_store_file(
