@@ -34,6 +34,14 @@ REQUIRED = {
     ("GET", "/v1/inspect/routes"),
     ("GET", "/v1/providers"),
     ("GET", "/v1/providers/{}"),
+    ("POST", "/v1/telemetry/events"),
+    ("POST", "/v1/telemetry/traces"),
+    ("GET", "/v1/telemetry/traces/{}"),
+    ("GET", "/v1/telemetry/traces/{}/spans/{}"),
+    ("POST", "/v1/telemetry/spans/{}/tree"),
+    ("POST", "/v1/telemetry/spans"),
+    ("POST", "/v1/telemetry/spans/export"),
+    ("POST", "/v1/telemetry/metrics/{}"),
 }
 
 

@@ -34,6 +34,9 @@ class RouterSpec:
 
 ROUTERS: dict[Api, RouterSpec] = {
     Api.inference: RouterSpec("stackray.runtime.stack:build_router"),
+    Api.telemetry: RouterSpec(
+        "stackray.runtime.routers.telemetry:build_router", optional_dependencies=(Api.datasetio,)
+    ),
 }
 
 # Routing-table APIs and the API whose deployment serves them.
