@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import sys
 import time
 from contextvars import ContextVar
 from pathlib import Path
@@ -141,7 +142,7 @@ def configure_from(config: TelemetryConfig | None, data_dir: Path, deployment: s
             logger.warning("telemetry: sqlite sink unavailable: %s", exc)
     if TelemetrySink.console in sinks:
         provider.add_span_processor(
-            BatchSpanProcessor(ConsoleSpanExporter(), schedule_delay_millis=delay)
+            BatchSpanProcessor(ConsoleSpanExporter(out=sys.stdout), schedule_delay_millis=delay)
         )
     if TelemetrySink.otlp in sinks:
         provider.add_span_processor(
@@ -168,7 +169,9 @@ def configure_from(config: TelemetryConfig | None, data_dir: Path, deployment: s
             )
             readers.append(PeriodicExportingMetricReader(exporter, interval))
         if TelemetrySink.console in sinks:
-            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(), interval))
+            readers.append(
+                PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stdout), interval)
+            )
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         meter = meter_provider.get_meter("stackray")
     _state.config = config

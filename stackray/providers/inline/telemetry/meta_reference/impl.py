@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
-from stackray.api.errors import BadRequestError, NotFoundError
+from stackray.api.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 from stackray.api.telemetry import (
     LogEventRequest,
     LogSeverity,
@@ -45,11 +45,19 @@ class MetaReferenceTelemetryImpl:
     ) -> None:
         self.config = config
         self.store: TraceStore | None = None
+        self._store_error: str | None = None
         if TelemetrySink.sqlite in config.sinks:
-            self.store = TraceStore(config.db_path(context.stack.data_dir))
+            path = config.db_path(context.stack.data_dir)
+            try:
+                self.store = TraceStore(path)
+            except Exception as exc:  # the API answers 503; the stack still starts
+                self._store_error = f"the span store {path} cannot be opened: {exc}"
+                logging.getLogger("stackray.telemetry").warning("telemetry: %s", self._store_error)
 
     def _store(self) -> TraceStore:
         if self.store is None:
+            if self._store_error:
+                raise ServiceUnavailableError(self._store_error)
             raise BadRequestError(
                 "spans are not stored by this stack: add 'sqlite' to the telemetry provider's "
                 "sinks to query them through the API"
