@@ -23,6 +23,7 @@ def test_graph_of_local_distribution():
     assert set(deps) == {
         "gateway",
         "inference",
+        "telemetry",
         "model-transformers",
         "model-sentence-transformers",
     }

@@ -28,7 +28,10 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_local_distribution_loads():
     config = load_config("local", env={})
     assert config.image_name == "local"
-    assert config.apis == [Api.inference]
+    assert config.apis == [Api.inference, Api.telemetry]
+    assert [p.provider_type for p in config.providers_of(Api.telemetry)] == [
+        "inline::meta-reference"
+    ]
     assert {p.provider_type for p in config.providers_of(Api.inference)} == {
         "inline::transformers",
         "inline::sentence-transformers",

@@ -10,7 +10,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stackray.api.datatypes import Api
 
@@ -70,6 +70,19 @@ class TelemetryConfig(BaseModel):
     log_level: str | None = Field(
         default=None, description="Level of the 'stackray' loggers (e.g. INFO); unchanged if unset."
     )
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # From an environment variable: "sqlite,otlp".
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("otel_exporter_otlp_endpoint", "sqlite_db_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     def db_path(self, data_dir: Path) -> Path:
         if self.sqlite_db_path:
