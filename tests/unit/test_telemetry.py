@@ -464,7 +464,7 @@ def test_metrics_count_tokens_per_model(remote_client, openai_server, tmp_path):
     ) as r:
         chunks = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
     streamed = next(c["usage"] for c in chunks if c.get("usage"))
-    telemetry.tracing._state.writer.flush_and_stop()
+    telemetry.tracing._state.metrics.flush_and_stop()
 
     def query(name: str, **extra) -> list[dict]:
         body = {"start_time": start, "query_type": "range", **extra}

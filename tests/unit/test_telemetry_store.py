@@ -171,3 +171,25 @@ def test_two_writers_share_the_file(tmp_path):
     a.write_spans([row("x", "T", None, "one", 1)])
     b.write_spans([row("y", "T", "x", "two", 2)])
     assert list(a.span_tree("x", None, None)) == ["x", "y"]
+
+
+def test_points_of_one_second_are_merged_and_still_average_right(tmp_path):
+    store = TraceStore(tmp_path / "m.db")
+    labels = {"model_id": "m"}
+    store.write_metric_points(
+        [
+            MetricPoint("request_latency_seconds", 100.1, 0.1, labels),
+            MetricPoint("request_latency_seconds", 100.7, 0.3, labels),
+            MetricPoint("request_latency_seconds", 101.2, 0.8, labels),
+            MetricPoint("requests", 100.1, 1, labels),
+            MetricPoint("requests", 100.7, 1, labels),
+        ]
+    )
+    rows = store._conn().execute("SELECT COUNT(*) FROM metric_points").fetchone()[0]
+    assert rows == 3
+    [raw] = store.query_metrics("request_latency_seconds", 0, 200, None, "range", None)
+    assert [(p.timestamp, round(p.value, 3)) for p in raw.values] == [(100, 0.2), (101, 0.8)]
+    [avg] = store.query_metrics("request_latency_seconds", 0, 200, None, "instant", None)
+    assert avg.values[0].value == pytest.approx(0.4)  # over 3 observations, not 2 rows
+    [count] = store.query_metrics("requests", 0, 200, "1m", "range", None)
+    assert [p.value for p in count.values] == [2]

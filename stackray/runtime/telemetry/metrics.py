@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from stackray.runtime.telemetry.sinks import MetricPointWriter
-from stackray.runtime.telemetry.store import MetricPoint
+from stackray.runtime.telemetry.store import MetricPoint, TraceStore
 
 logger = logging.getLogger("stackray.telemetry")
 
@@ -45,10 +45,13 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 
 class MetricsRecorder:
-    """Records the metrics above to every configured destination."""
+    """Records the metrics above to every configured destination: `record` only queues
+    the point; the writer's thread applies it to Ray's and OpenTelemetry's instruments
+    (`apply`) and to the store."""
 
-    def __init__(self, writer: MetricPointWriter | None, meter: Any | None, use_ray: bool) -> None:
-        self.writer = writer
+    def __init__(
+        self, store: TraceStore | None, meter: Any | None, use_ray: bool, interval_s: float
+    ) -> None:
         self._otel: dict[str, Any] = {}
         self._ray: dict[str, Any] = {}
         if meter is not None:
@@ -61,25 +64,36 @@ class MetricsRecorder:
                 )
         if use_ray:
             self._ray = _ray_metrics()
+        apply = self.apply if (self._otel or self._ray) else None
+        self.writer = MetricPointWriter(store, apply, interval_s=interval_s)
 
     def record(self, name: str, value: float, labels: dict[str, str]) -> None:
-        if self.writer is not None:
-            self.writer.add(MetricPoint(name, time.time(), float(value), labels))
-        otel = self._otel.get(name)
-        if otel is not None:
-            if METRICS[name][0] == "counter":
-                otel.add(value, labels)
-            else:
-                otel.record(value, labels)
-        ray_metric = self._ray.get(name)
-        if ray_metric is not None:
-            try:
-                if METRICS[name][0] == "counter":
-                    ray_metric.inc(value, tags=labels)
+        self.writer.add(MetricPoint(name, time.time(), float(value), labels))
+
+    def apply(self, points: list[MetricPoint]) -> None:
+        """Update the Ray and OpenTelemetry instruments (on the writer's thread)."""
+        for p in points:
+            kind = METRICS[p.name][0] if p.name in METRICS else None
+            if kind is None:
+                continue
+            otel = self._otel.get(p.name)
+            if otel is not None:
+                if kind == "counter":
+                    otel.add(p.value, p.labels)
                 else:
-                    ray_metric.observe(value, tags=labels)
-            except Exception as exc:  # a bad tag must not fail the request
-                logger.debug("ray metric %s: %s", name, exc)
+                    otel.record(p.value, p.labels)
+            ray_metric = self._ray.get(p.name)
+            if ray_metric is not None:
+                try:
+                    if kind == "counter":
+                        ray_metric.inc(p.value, tags=p.labels)
+                    else:
+                        ray_metric.observe(p.value, tags=p.labels)
+                except Exception as exc:  # a bad tag must not stop the others
+                    logger.debug("ray metric %s: %s", p.name, exc)
+
+    def flush_and_stop(self) -> None:
+        self.writer.flush_and_stop()
 
     def provider_call(
         self,

@@ -4,11 +4,11 @@ collector. Everything here runs on background threads; a sink that fails logs a 
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -70,82 +70,64 @@ class SqliteSpanExporter(SpanExporter):
 
 
 class MetricPointWriter:
-    """Buffers metric points and writes them to the store from a daemon thread, every
-    `interval_s` (or sooner when `max_batch` points wait). Bounded: when the store is
-    down and the buffer full, new points are dropped."""
+    """Takes metric points off the request path: `add` only appends to a deque (no lock,
+    no thread wake-up); a daemon thread wakes every `interval_s`, takes what is there and
+    hands it to `store` (when given) and to `apply` (Ray and OpenTelemetry instruments).
+    Bounded: when the sinks are down and `max_queue` points wait, the oldest are dropped."""
 
     def __init__(
         self,
-        store: TraceStore,
+        store: TraceStore | None,
+        apply: Callable[[list[MetricPoint]], None] | None = None,
         interval_s: float = 0.5,
-        max_batch: int = 512,
         max_queue: int = 100_000,
     ) -> None:
         self.store = store
+        self.apply = apply
         self.interval_s = interval_s
-        self.max_batch = max_batch
-        self._queue: queue.Queue[MetricPoint | None] = queue.Queue(maxsize=max_queue)
+        self._points: collections.deque[MetricPoint] = collections.deque(maxlen=max_queue)
         self._throttle = _Throttle()
-        self._stopped = False
+        self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="stackray-metric-writer", daemon=True
         )
         self._thread.start()
 
     def add(self, point: MetricPoint) -> None:
-        try:
-            self._queue.put_nowait(point)
-        except queue.Full:
-            pass
+        self._points.append(point)
+
+    def _take(self) -> list[MetricPoint]:
+        batch = []
+        points = self._points
+        while points:
+            try:
+                batch.append(points.popleft())
+            except IndexError:
+                break
+        return batch
 
     def _run(self) -> None:
-        while True:
-            batch: list[MetricPoint] = []
-            deadline = time.monotonic() + self.interval_s
-            stop = False
-            while len(batch) < self.max_batch:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=timeout)
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            if batch:
-                self._write(batch)
-            if stop:
-                # Drain what arrived before the stop marker.
-                rest = []
-                while True:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is not None:
-                        rest.append(item)
-                self._write(rest)
-                return
+        while not self._stop.wait(self.interval_s):
+            self._write(self._take())
+        self._write(self._take())
 
     def _write(self, batch: list[MetricPoint]) -> None:
         if not batch:
             return
-        try:
-            self.store.write_metric_points(batch)
-        except Exception as exc:
-            self._throttle.warn(f"writing {len(batch)} metric points to {self.store.path}", exc)
+        if self.apply is not None:
+            try:
+                self.apply(batch)
+            except Exception as exc:
+                self._throttle.warn(f"recording {len(batch)} metric points", exc)
+        if self.store is not None:
+            try:
+                self.store.write_metric_points(batch)
+            except Exception as exc:
+                self._throttle.warn(f"writing {len(batch)} metric points to {self.store.path}", exc)
 
     def flush_and_stop(self, timeout: float = 5.0) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
+        """Write what waits, then stop the thread."""
+        self._stop.set()
         self._thread.join(timeout)
 
 

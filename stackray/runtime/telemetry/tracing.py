@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -72,7 +73,6 @@ class _State:
     meter_provider: Any = None
     store: TraceStore | None = None
     metrics: MetricsRecorder | None = None
-    writer: Any = None
     deployment: str = "local"
     replica: str | None = None
 
@@ -117,7 +117,6 @@ def configure_from(config: TelemetryConfig | None, data_dir: Path, deployment: s
     from stackray.runtime.telemetry.logs import configure_logging
     from stackray.runtime.telemetry.metrics import MetricsRecorder
     from stackray.runtime.telemetry.sinks import (
-        MetricPointWriter,
         SqliteSpanExporter,
         otlp_metric_exporter,
         otlp_span_exporter,
@@ -129,7 +128,7 @@ def configure_from(config: TelemetryConfig | None, data_dir: Path, deployment: s
         resource=resource, sampler=ParentBased(TraceIdRatioBased(config.sampling_ratio))
     )
     delay = config.export_interval_ms
-    store = writer = None
+    store = None
     sinks = set(config.sinks)
     if TelemetrySink.sqlite in sinks:
         try:
@@ -137,7 +136,6 @@ def configure_from(config: TelemetryConfig | None, data_dir: Path, deployment: s
             provider.add_span_processor(
                 BatchSpanProcessor(SqliteSpanExporter(store), schedule_delay_millis=delay)
             )
-            writer = MetricPointWriter(store, interval_s=delay / 1000)
         except Exception as exc:  # a broken sink must not stop the replica
             logger.warning("telemetry: sqlite sink unavailable: %s", exc)
     if TelemetrySink.console in sinks:
@@ -180,20 +178,21 @@ def configure_from(config: TelemetryConfig | None, data_dir: Path, deployment: s
     _state.tracer = provider.get_tracer("stackray")
     _state.meter_provider = meter_provider
     _state.store = store
-    _state.writer = writer
-    _state.metrics = MetricsRecorder(writer, meter, use_ray=replica is not None)
+    _state.metrics = MetricsRecorder(
+        store, meter, use_ray=replica is not None, interval_s=delay / 1000
+    )
     configure_logging(config)
 
 
 def shutdown() -> None:
     """Flush and stop this process's sinks; tracing is off afterwards."""
-    provider, meter_provider, writer = _state.provider, _state.meter_provider, _state.writer
+    provider, meter_provider, recorder = _state.provider, _state.meter_provider, _state.metrics
     _state.config = _state.key = _state.tracer = _state.provider = None
-    _state.meter_provider = _state.store = _state.metrics = _state.writer = None
+    _state.meter_provider = _state.store = _state.metrics = None
     for stop in (
         getattr(provider, "shutdown", None),
+        getattr(recorder, "flush_and_stop", None),  # before the meter: its last points
         getattr(meter_provider, "shutdown", None),
-        getattr(writer, "flush_and_stop", None),
     ):
         if stop is not None:
             try:
@@ -305,13 +304,28 @@ def start_call_span(ctx: RequestContext | None, deployment: str | None, method: 
     )
 
 
+class _Current:
+    """Makes a span current within a `with` block without ending it (a lighter
+    `trace.use_span`: this runs several times per request)."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+
+    def __enter__(self) -> Any:
+        self.token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, *exc: object) -> None:
+        otel_context.detach(self.token)
+
+
 def activate(span: Any) -> Any:
     """A context manager making `span` current (without ending it); a no-op for None."""
     if span is None:
         return _NULL
-    return trace.use_span(
-        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-    )
+    return _Current(span)
 
 
 def fail(span: Any, exc: BaseException) -> None:
@@ -461,9 +475,7 @@ class TracingMiddleware:
             await send(message)
 
         try:
-            with trace.use_span(
-                span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-            ):
+            with _Current(span):
                 await self.app(scope, receive, send_wrapper)
         except BaseException as exc:
             fail(span, exc)
