@@ -75,8 +75,11 @@ class Stack:
 
 def recorded(stack: Stack) -> dict[str, Any]:
     """What the traced stack stored: provider calls counted and one trace's span count."""
+    import time
+
     import httpx
 
+    time.sleep(3)  # the last spans and points are written in batches
     with httpx.Client(base_url=stack.url, timeout=60) as http:
         metrics = http.post(
             "/v1/telemetry/metrics/requests", json={"start_time": 0, "query_type": "instant"}

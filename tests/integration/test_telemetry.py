@@ -189,3 +189,31 @@ def test_log_event_through_the_client(stack):
         )
     span = client.telemetry.get_span(trace_id=trace_id, span_id=span_id)
     assert span.name == "my-step" and span.end_time is not None
+
+
+def test_ray_prometheus_endpoint_serves_the_metrics(stack):
+    """The per-model metrics are Ray metrics too: Ray's Prometheus endpoint on this node
+    serves them (Ray reports them every few seconds)."""
+    import httpx
+    import ray
+
+    port = ray._private.worker.global_worker.node.metrics_export_port
+    stack.client().inference.chat_completion(
+        model_id="echo-model", messages=[{"role": "user", "content": "count me"}]
+    )
+
+    def scrape() -> str:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+
+    deadline = time.monotonic() + 90
+    text = scrape()
+    while "stackray_requests" not in text and time.monotonic() < deadline:
+        time.sleep(2)
+        text = scrape()
+    lines = [
+        line
+        for line in text.splitlines()
+        if "stackray_requests" in line and 'model_id="echo-model"' in line
+    ]
+    assert lines, "no stackray_requests series for echo-model on Ray's metrics endpoint"
+    assert float(lines[-1].rsplit(" ", 1)[1]) >= 1

@@ -58,7 +58,7 @@ class TelemetryConfig(BaseModel):
         default="stackray", description="OpenTelemetry `service.name` of every replica."
     )
     export_interval_ms: int = Field(
-        default=500,
+        default=1000,
         ge=10,
         description="Longest time a finished span or metric point waits before it is written.",
     )

@@ -71,26 +71,35 @@ class MetricsRecorder:
         self.writer.add(MetricPoint(name, time.time(), float(value), labels))
 
     def apply(self, points: list[MetricPoint]) -> None:
-        """Update the Ray and OpenTelemetry instruments (on the writer's thread)."""
+        """Update the Ray and OpenTelemetry instruments (on the writer's thread): counters
+        once per label set with the batch's sum, histograms once per observation."""
+        sums: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         for p in points:
             kind = METRICS[p.name][0] if p.name in METRICS else None
-            if kind is None:
-                continue
-            otel = self._otel.get(p.name)
-            if otel is not None:
+            if kind == "counter":
+                key = (p.name, tuple(sorted(p.labels.items())))
+                sums[key] = sums.get(key, 0.0) + p.value
+            elif kind is not None:
+                self._update(p.name, kind, p.value, p.labels)
+        for (name, labels), value in sums.items():
+            self._update(name, "counter", value, dict(labels))
+
+    def _update(self, name: str, kind: str, value: float, labels: dict[str, str]) -> None:
+        otel = self._otel.get(name)
+        if otel is not None:
+            if kind == "counter":
+                otel.add(value, labels)
+            else:
+                otel.record(value, labels)
+        ray_metric = self._ray.get(name)
+        if ray_metric is not None:
+            try:
                 if kind == "counter":
-                    otel.add(p.value, p.labels)
+                    ray_metric.inc(value, tags=labels)
                 else:
-                    otel.record(p.value, p.labels)
-            ray_metric = self._ray.get(p.name)
-            if ray_metric is not None:
-                try:
-                    if kind == "counter":
-                        ray_metric.inc(p.value, tags=p.labels)
-                    else:
-                        ray_metric.observe(p.value, tags=p.labels)
-                except Exception as exc:  # a bad tag must not stop the others
-                    logger.debug("ray metric %s: %s", p.name, exc)
+                    ray_metric.observe(value, tags=labels)
+            except Exception as exc:  # a bad tag must not stop the others
+                logger.debug("ray metric %s: %s", name, exc)
 
     def flush_and_stop(self) -> None:
         self.writer.flush_and_stop()
