@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = ["gateway_overhead", "embeddings", "generation", "cold_start"]
+BENCHMARKS = ["gateway_overhead", "tracing_overhead", "embeddings", "generation", "cold_start"]
 
 
 def summary_line(name: str, data: dict) -> str:
