@@ -12,6 +12,7 @@ from typing import Any
 from stackray.api.datatypes import Api
 from stackray.deployments.backends import ApiClient, Dispatcher, as_backend
 from stackray.deployments.logs import quiet_client_errors
+from stackray.runtime import telemetry
 from stackray.runtime.config import parse_config
 from stackray.runtime.routers import build_router
 
@@ -29,6 +30,7 @@ class ApiDeployment(Dispatcher):
         quiet_client_errors()
         stack = parse_config(config, "<deployed config>")
         self.api = Api(api)
+        telemetry.configure(stack, api.replace("_", "-"))
         clients = {Api(name): ApiClient(as_backend(handle), name) for name, handle in deps.items()}
         self._router = await build_router(stack, self.api, clients, model_servers or {})
 

@@ -25,6 +25,9 @@ class Gateway:
     def __init__(self, config: dict[str, Any], backends: dict[str, Any]) -> None:
         self._stack = parse_config(config, "<deployed config>")
         self._backends = backends
+        from stackray.runtime import telemetry
+
+        telemetry.configure(self._stack, GATEWAY)
 
     def __serve_build_asgi_app__(self) -> Any:
         from stackray.deployments.gateway import create_gateway_app

@@ -17,6 +17,7 @@ from stackray.api.errors import (
     ServiceUnavailableError,
     StackError,
 )
+from stackray.runtime import telemetry
 from stackray.runtime.request_context import RequestContext, request_context_var, use_context
 
 # Ray's errors for a replica or actor that is gone, restarting or overloaded.
@@ -74,32 +75,50 @@ def _public_method(target: Any, method: str) -> Callable[..., Any]:
     return getattr(target, method)  # type: ignore[no-any-return]
 
 
-async def call_in_context(target: Any, ctx: RequestContext | None, method: str, *args: Any) -> Any:
-    """Call `target.method(*args)` with `ctx` as the current request context."""
-    with use_context(ctx):
-        result = _public_method(target, method)(*args)
-        if inspect.isawaitable(result):
-            result = await result
+async def call_in_context(
+    target: Any, ctx: RequestContext | None, method: str, *args: Any, deployment: str | None = None
+) -> Any:
+    """Call `target.method(*args)` with `ctx` as the current request context, in a span
+    named after `deployment` (this process's deployment when None) when `ctx` is traced."""
+    span = telemetry.start_call_span(ctx, deployment, method)
+    try:
+        with use_context(ctx), telemetry.activate(span):
+            result = _public_method(target, method)(*args)
+            if inspect.isawaitable(result):
+                result = await result
+    except Exception as exc:
+        telemetry.fail(span, exc)
+        raise
+    finally:
+        telemetry.end(span)
     return result
 
 
 async def stream_in_context(
-    target: Any, ctx: RequestContext | None, method: str, *args: Any
+    target: Any, ctx: RequestContext | None, method: str, *args: Any, deployment: str | None = None
 ) -> AsyncIterator[Any]:
-    """Iterate `target.method(*args)` with `ctx` set around each step.
+    """Iterate `target.method(*args)` with `ctx` set around each step; the call's span
+    ends when the stream does.
 
     Set per step, not around the whole loop: the consumer may resume the iterator from
     another task (Starlette streams responses from its own task).
     """
-    with use_context(ctx):
-        iterator = _public_method(target, method)(*args).__aiter__()
-    while True:
-        with use_context(ctx):
-            try:
-                item = await iterator.__anext__()
-            except StopAsyncIteration:
-                return
-        yield item
+    span = telemetry.start_call_span(ctx, deployment, method)
+    try:
+        with use_context(ctx), telemetry.activate(span):
+            iterator = _public_method(target, method)(*args).__aiter__()
+        while True:
+            with use_context(ctx), telemetry.activate(span):
+                try:
+                    item = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return
+            yield item
+    except Exception as exc:
+        telemetry.fail(span, exc)
+        raise
+    finally:
+        telemetry.end(span)
 
 
 class Dispatcher:
@@ -120,18 +139,19 @@ class Dispatcher:
 
 
 class LocalBackend:
-    """Calls an object in this process."""
+    """Calls an object in this process (`name`: the deployment it stands for, in spans)."""
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Any, name: str | None = None) -> None:
         self.target = target
+        self.name = name
 
     async def call(self, method: str, *args: Any, ctx: RequestContext | None = None) -> Any:
-        return await call_in_context(self.target, ctx, method, *args)
+        return await call_in_context(self.target, ctx, method, *args, deployment=self.name)
 
     def stream(
         self, method: str, *args: Any, ctx: RequestContext | None = None
     ) -> AsyncIterator[Any]:
-        return stream_in_context(self.target, ctx, method, *args)
+        return stream_in_context(self.target, ctx, method, *args, deployment=self.name)
 
 
 class HandleBackend:
@@ -150,12 +170,12 @@ class HandleBackend:
         return self._streaming.call_api_stream.remote(ctx, method, *args)  # type: ignore[no-any-return]
 
 
-def as_backend(target: Any) -> Backend:
+def as_backend(target: Any, name: str | None = None) -> Backend:
     if isinstance(target, LocalBackend | HandleBackend):
         return target
     if type(target).__name__ == "DeploymentHandle":
         return HandleBackend(target)
-    return LocalBackend(target)
+    return LocalBackend(target, name)
 
 
 class GuardedProvider:
@@ -171,27 +191,53 @@ class GuardedProvider:
         if name.startswith("_") or not callable(attr):
             return attr
         if name.endswith("_stream") or inspect.isasyncgenfunction(attr):
-            return self._guard_stream(attr)
+            return self._guard_stream(attr, name)
         if inspect.iscoroutinefunction(attr):
-            return self._guard_call(attr)
+            return self._guard_call(attr, name)
         return attr
 
-    def _guard_call(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def _guard_call(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
         async def call(*args: Any, **kwargs: Any) -> Any:
+            measure = telemetry.provider_call(self.provider_id, name, args)
+            if measure is None:
+                try:
+                    return await fn(*args, **kwargs)
+                except Exception as exc:
+                    raise provider_failure(exc, self.provider_id) from None
             try:
-                return await fn(*args, **kwargs)
+                with measure.activate():
+                    result = await fn(*args, **kwargs)
             except Exception as exc:
-                raise provider_failure(exc, self.provider_id) from None
+                err = provider_failure(exc, self.provider_id)
+                measure.finish(error=err)
+                raise err from None
+            measure.finish(result)
+            return result
 
         return call
 
-    def _guard_stream(self, fn: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+    def _guard_stream(self, fn: Callable[..., Any], name: str) -> Callable[..., AsyncIterator[Any]]:
         async def stream(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            measure = telemetry.provider_call(self.provider_id, name, args)
+            error: StackError | None = None
             try:
-                async for item in fn(*args, **kwargs):
+                with telemetry.activate(measure.span if measure else None):
+                    iterator = fn(*args, **kwargs).__aiter__()
+                while True:
+                    with telemetry.activate(measure.span if measure else None):
+                        try:
+                            item = await iterator.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    if measure is not None:
+                        measure.chunk(item)
                     yield item
             except Exception as exc:
-                raise provider_failure(exc, self.provider_id) from None
+                error = provider_failure(exc, self.provider_id)
+                raise error from None
+            finally:
+                if measure is not None:
+                    measure.finish(error=error)
 
         return stream
 
@@ -213,12 +259,14 @@ class ApiClient:
         if name.endswith("_stream"):
 
             def streamer(*args: Any) -> AsyncIterator[Any]:
-                return self._backend.stream(name, *args, ctx=request_context_var.get())
+                ctx = telemetry.outgoing(request_context_var.get())
+                return self._backend.stream(name, *args, ctx=ctx)
 
             return streamer
 
         async def caller(*args: Any) -> Any:
-            return await self._backend.call(name, *args, ctx=request_context_var.get())
+            ctx = telemetry.outgoing(request_context_var.get())
+            return await self._backend.call(name, *args, ctx=ctx)
 
         return caller
 

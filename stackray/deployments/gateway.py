@@ -31,6 +31,7 @@ from stackray.api.inspect import (
 )
 from stackray.deployments.backends import Backend, as_backend, is_unavailable, unwrap
 from stackray.deployments.routes import Routes, json_response, register_all
+from stackray.runtime import telemetry
 from stackray.runtime.config import StackConfig
 from stackray.runtime.request_context import (
     PROVIDER_DATA_HEADER,
@@ -160,11 +161,12 @@ class RequestContextMiddleware:
 def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
     """The HTTP surface of the stack. `backends` maps API names to handles or objects."""
     app = FastAPI(title="stackray", version=__version__, docs_url="/docs", redoc_url=None)
-    b: dict[str, Backend] = {name: as_backend(target) for name, target in backends.items()}
+    b: dict[str, Backend] = {name: as_backend(target, name) for name, target in backends.items()}
     served = set(stack.apis)
     route_apis: dict[str, Api] = {}
 
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(telemetry.TracingMiddleware)
 
     @app.exception_handler(StackError)
     async def _stack_error(request: Request, exc: StackError) -> JSONResponse:
@@ -188,7 +190,8 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
 
     async def call(api: str, method: str, *args: Any) -> Any:
         try:
-            return await backend(api).call(method, *args, ctx=request_context_var.get())
+            ctx = telemetry.outgoing(request_context_var.get())
+            return await backend(api).call(method, *args, ctx=ctx)
         except StackError:
             raise
         except Exception as exc:
@@ -196,7 +199,8 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
 
     async def stream(api: str, method: str, *args: Any, openai: bool = False) -> Response:
         try:
-            agen = backend(api).stream(method, *args, ctx=request_context_var.get())
+            ctx = telemetry.outgoing(request_context_var.get())
+            agen = backend(api).stream(method, *args, ctx=ctx)
             return await stream_response(agen, openai=openai)
         except StackError:
             raise

@@ -14,6 +14,7 @@ from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
 from stackray.deployments.backends import Dispatcher
 from stackray.deployments.logs import quiet_client_errors
+from stackray.runtime import telemetry
 from stackray.runtime.config import parse_config
 from stackray.runtime.resolver import instantiate_provider
 
@@ -28,6 +29,7 @@ class ModelServerDeployment(Dispatcher):
         # Read when torch loads, which happens below, in the provider.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         stack = parse_config(config, "<deployed config>")
+        telemetry.configure(stack, f"model-{provider_id}")
         api_enum = Api(api)
         matches = [p for p in stack.providers_of(api_enum) if p.provider_id == provider_id]
         if not matches:

@@ -48,11 +48,16 @@ def _load_builtin() -> tuple[ProviderSpec, ...]:
 BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = _load_builtin()
 
 
-def builtin_spec(provider_type: str) -> ProviderSpec | None:
+def builtin_spec(provider_type: str, api: Api | None = None) -> ProviderSpec | None:
+    """The builtin spec of `provider_type` (for `api`: a type such as
+    ``inline::meta-reference`` names a provider of several APIs)."""
+    found = None
     for spec in BUILTIN_PROVIDERS:
         if spec.provider_type == provider_type:
-            return spec
-    return None
+            if api is None or spec.api == api:
+                return spec
+            found = found or spec
+    return found
 
 
 def import_object(path: str) -> Any:
@@ -85,7 +90,7 @@ def spec_for(provider: Provider, api: Api) -> ProviderSpec:
                 f"not {provider.provider_type!r}"
             )
     else:
-        found = builtin_spec(provider.provider_type)
+        found = builtin_spec(provider.provider_type, api)
         if found is None:
             known = ", ".join(s.provider_type for s in BUILTIN_PROVIDERS if s.api == api)
             raise ConfigError(
@@ -109,22 +114,33 @@ def validate_providers(config: StackConfig, source: str) -> None:
     """Check every provider of the served APIs: type known, ids unique, config valid, deps served."""
     from stackray.runtime.config import format_validation_error
 
-    seen: dict[str, str] = {}
+    # provider_id is unique within an API (Llama Stack configs reuse `meta-reference`
+    # across APIs); model servers are also unique across APIs: each is a deployment
+    # named after its provider_id.
+    seen: dict[tuple[Api, str], str] = {}
+    model_servers: dict[str, str] = {}
     served = set(config.apis)
     for api, providers in config.providers.items():
         if api not in served:
             continue
         for i, provider in enumerate(providers):
             where = f"providers.{api.value}[{i}]"
-            if provider.provider_id in seen:
+            if (api, provider.provider_id) in seen:
                 raise ConfigError(
-                    f"{source}: {where}.provider_id: {provider.provider_id!r} is already used by {seen[provider.provider_id]}"
+                    f"{source}: {where}.provider_id: {provider.provider_id!r} is already used by {seen[api, provider.provider_id]}"
                 )
-            seen[provider.provider_id] = where
+            seen[api, provider.provider_id] = where
             try:
                 spec = spec_for(provider, api)
             except ConfigError as e:
                 raise ConfigError(f"{source}: {where}: {e}") from None
+            if spec.model_server:
+                if provider.provider_id in model_servers:
+                    raise ConfigError(
+                        f"{source}: {where}.provider_id: {provider.provider_id!r} names a model "
+                        f"server, and {model_servers[provider.provider_id]} already has that id"
+                    )
+                model_servers[provider.provider_id] = where
             try:
                 parse_provider_config(spec, provider.config)
             except ValidationError as e:

@@ -23,6 +23,13 @@ class RequestContext:
 
     provider_data: dict[str, Any] | None = None
     """Per-request provider settings (e.g. API keys) from the `X-LlamaStack-Provider-Data` header."""
+    traceparent: str | None = None
+    """W3C trace context of the caller's current span (None when tracing is off), so the
+    callee's spans join the request's trace (`stackray.runtime.telemetry`)."""
+    tracestate: str | None = None
+    """W3C `tracestate` travelling with `traceparent`."""
+    sent_at: float | None = None
+    """Wall-clock time (Unix seconds) the caller sent this call; the callee's queue time."""
 
 
 request_context_var: ContextVar[RequestContext | None] = ContextVar(

@@ -27,6 +27,7 @@ def test_graph_of_local_distribution():
         "safety",
         "tool-runtime",
         "agents",
+        "telemetry",
         "model-transformers",
         "model-sentence-transformers",
         "vector-io",

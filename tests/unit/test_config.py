@@ -35,6 +35,10 @@ def test_local_distribution_loads():
         Api.safety,
         Api.tool_runtime,
         Api.agents,
+        Api.telemetry,
+    ]
+    assert [p.provider_type for p in config.providers_of(Api.telemetry)] == [
+        "inline::meta-reference"
     ]
     assert {p.provider_type for p in config.providers_of(Api.inference)} == {
         "inline::transformers",
@@ -213,3 +217,39 @@ def test_data_dir_default(tmp_path):
     config = parse_config(MINIMAL)
     assert config.data_dir == Path("~/.stackray/t").expanduser()
     assert str(config.metadata_store_config().db_path).endswith("registry.db")
+
+
+def test_provider_ids_are_unique_per_api_and_model_servers_across_apis(tmp_path):
+    # Llama Stack configs name both the agents and the telemetry provider `meta-reference`.
+    data = dict(
+        MINIMAL,
+        apis=["inference", "agents", "telemetry"],
+        providers={
+            "inference": [
+                {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}
+            ],
+            "agents": [
+                {"provider_id": "meta-reference", "provider_type": "inline::meta-reference"}
+            ],
+            "telemetry": [
+                {"provider_id": "meta-reference", "provider_type": "inline::meta-reference"}
+            ],
+        },
+    )
+    config = load_config(str(write(tmp_path, data)), env={})
+    assert [p.provider_type for p in config.providers_of(Api.telemetry)] == [
+        "inline::meta-reference"
+    ]
+    # A model server is a deployment named after its provider_id: unique across APIs.
+    clash = dict(
+        MINIMAL,
+        apis=["inference", "vector_io"],
+        providers={
+            "inference": [
+                {"provider_id": "shared", "provider_type": "inline::sentence-transformers"}
+            ],
+            "vector_io": [{"provider_id": "shared", "provider_type": "inline::faiss"}],
+        },
+    )
+    with pytest.raises(ConfigError, match="model server"):
+        load_config(str(write(tmp_path, clash)), env={})

@@ -90,6 +90,14 @@ REQUIRED = {
     ("GET", "/v1/openai/v1/vector_stores/{}/files/{}/content"),
     ("POST", "/v1/openai/v1/vector_stores/{}/search"),
     ("POST", "/v1/tool-runtime/rag-tool/query"),
+    ("POST", "/v1/telemetry/events"),
+    ("POST", "/v1/telemetry/traces"),
+    ("GET", "/v1/telemetry/traces/{}"),
+    ("GET", "/v1/telemetry/traces/{}/spans/{}"),
+    ("POST", "/v1/telemetry/spans/{}/tree"),
+    ("POST", "/v1/telemetry/spans"),
+    ("POST", "/v1/telemetry/spans/export"),
+    ("POST", "/v1/telemetry/metrics/{}"),
 }
 
 

@@ -53,6 +53,9 @@ ROUTERS: dict[Api, RouterSpec] = {
         dependencies=(Api.inference,),
         optional_dependencies=(Api.files,),
     ),
+    Api.telemetry: RouterSpec(
+        "stackray.runtime.routers.telemetry:build_router", optional_dependencies=(Api.datasetio,)
+    ),
 }
 
 # Routing-table APIs and the API whose deployment serves them.

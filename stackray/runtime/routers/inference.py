@@ -42,6 +42,7 @@ from stackray.api.models import (
     OpenAIModel,
     RegisterModelRequest,
 )
+from stackray.runtime import telemetry
 from stackray.runtime.resources import ResourceRegistry
 from stackray.runtime.storage import DocumentStore
 
@@ -163,6 +164,7 @@ class InferenceRouter:
                 f"model {model.identifier!r} belongs to provider {model.provider_id!r}, which this stack does not run",
                 field=field,
             )
+        telemetry.note_model(model.identifier)
         return model, provider
 
     # ---- Llama Stack inference ---------------------------------------------------------

@@ -45,6 +45,7 @@ from stackray.api.errors import (
     ServiceUnavailableError,
     StackError,
 )
+from stackray.runtime import telemetry
 from stackray.runtime.request_context import current_provider_data
 
 logger = logging.getLogger("stackray.providers.remote")
@@ -217,7 +218,10 @@ class RemoteClient:
 
     def _headers(self) -> dict[str, str]:
         key = self.api_key()
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        headers = telemetry.trace_headers()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
 
     # ---- requests -------------------------------------------------------------------------
 
