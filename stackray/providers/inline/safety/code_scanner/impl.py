@@ -133,7 +133,7 @@ class CodeScannerSafetyProvider:
                         {
                             "message_index": index,
                             "language": lang,
-                            "pattern_id": issue.pattern_id,
+                            "pattern_id": _rule_name(issue.pattern_id),
                             "description": issue.description,
                             "cwe_id": issue.cwe_id,
                             "severity": severity,
@@ -156,3 +156,12 @@ class CodeScannerSafetyProvider:
                 },
             )
         )
+
+
+def _rule_name(pattern_id: str | None) -> str | None:
+    """A semgrep rule id is prefixed with its rules file's path, dotted, relative to the
+    working directory (``.venv.lib...semgrep._generated_.unsafe-pickle-use``): keep the
+    rule's own name."""
+    if pattern_id and "." in pattern_id and "semgrep" in pattern_id:
+        return pattern_id.rsplit(".", 1)[-1]
+    return pattern_id
