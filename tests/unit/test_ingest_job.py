@@ -281,7 +281,9 @@ def test_folder_over_http_then_resume(
     assert summary["skipped_documents"] == 4 and summary["documents"] == 0
     assert summary["chunks"] == 0 and list(summary["failed_documents"]) == ["logo.png"]
     everything = client.vector_io.query(
-        vector_db_id="folder-kb", query="bread tea rocket", params={"max_chunks": 50}
+        vector_db_id="folder-kb",
+        query="bread tea rocket",
+        params={"max_chunks": 50, "score_threshold": -1.0},
     )
     assert len(everything.chunks) == 6  # nothing was added twice
 
