@@ -26,6 +26,7 @@ BENCHMARKS = [
     "mcp_sessions",
     "agents",
     "vector_io",
+    "ingest",
     "tracing_overhead",
 ]
 
