@@ -530,6 +530,7 @@ def test_tool_config_sampling_and_response_format_pass_through(
         stream=False,
     )
     assert model.chats[2]["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert model.chats[3]["tool_choice"] == "auto"  # a named tool is forced once too
     with pytest.raises(BadRequestError, match="tool_choice 'nope'"):
         client.agents.turn.create(
             agent_id=agent_id,
