@@ -256,6 +256,8 @@ def main() -> int:
     if args.tool_choice:
         agent_extra["tool_config"] = {"tool_choice": args.tool_choice}
         agent_extra["max_infer_iters"] = 2
+        # A forced call is a JSON object of ~40 tokens: 16 would cut it.
+        agent_extra["sampling_params"] = {"strategy": {"type": "greedy"}, "max_tokens": 96}
 
     print(c.describe_environment())
     print(
