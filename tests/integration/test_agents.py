@@ -92,7 +92,10 @@ def test_rag_turn_over_a_vector_db_filled_by_the_rag_tool(stack):
     deployments. The echo model never calls tools, so the local model is forced to call
     knowledge_search (tool_choice naming it: constrained decoding); the vector db holds
     one document, so whatever query the model writes, the search returns that document."""
-    client = stack.client()
+    from llama_stack_client import LlamaStackClient
+
+    # Two inferences of the 135M model on CPU (the forced call is ~40 tokens): a long timeout.
+    client = LlamaStackClient(base_url=stack.base_url, timeout=600, max_retries=0)
     client.vector_dbs.register(
         vector_db_id="agents-kb", embedding_model="all-MiniLM-L6-v2", provider_id="faiss"
     )
@@ -107,7 +110,7 @@ def test_rag_turn_over_a_vector_db_filled_by_the_rag_tool(stack):
         instructions="Answer from the knowledge base.",
         tools=[{"name": "builtin::rag/knowledge_search", "args": {"vector_db_ids": ["agents-kb"]}}],
         tool_config={"tool_choice": "knowledge_search"},
-        sampling_params={"strategy": {"type": "greedy"}, "max_tokens": 48},
+        sampling_params={"strategy": {"type": "greedy"}, "max_tokens": 96},
         max_infer_iters=2,
     )
     session_id = agent.create_session("rag")

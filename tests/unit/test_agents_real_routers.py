@@ -208,6 +208,15 @@ def test_mcp_tool_turn(stack: AgentsStack, model: ScriptedModel, mcp_server: MCP
     tool_messages = [m for m in model.chats[1]["messages"] if m["role"] == "tool"]
     assert [text_of(m["content"]) for m in tool_messages][0] == "42"
 
+    # An image result (content items) is the tool response as is; the model gets it too.
+    model.play(Reply(tool_calls=[("picture", {})]))
+    pictured = agent.create_turn(messages=[user("draw")], session_id=session_id, stream=False)
+    [image] = pictured.steps[1].tool_responses[0].content
+    assert image.type == "image"
+    tool_message = model.chats[-1]["messages"][-1]
+    assert tool_message["role"] == "tool"
+    assert pictured.output_message.content.startswith("tool said")
+
     # A tool error is the tool's answer, and the turn goes on.
     model.play(Reply(tool_calls=[("fail", {"message": "disk on fire"})]))
     failed = agent.create_turn(messages=[user("break")], session_id=session_id, stream=False)
