@@ -121,7 +121,7 @@ def test_rag_turn_over_a_vector_db_filled_by_the_rag_tool(stack):
     )
     kinds = [s.step_type for s in turn.steps]
     assert kinds[:3] == ["inference", "tool_execution", "inference"]
-    [call] = turn.steps[0].model_response.tool_calls
+    [call] = turn.steps[0].api_model_response.tool_calls
     assert call.tool_name == "knowledge_search"
     execution = turn.steps[1]
     assert execution.tool_calls[0].call_id == call.call_id
