@@ -56,12 +56,6 @@ def stack_config(data_dir: Path, port: int) -> dict:
     raw["server"] = {"port": port, "host": "127.0.0.1"}
     raw["deployments"]["inference"] = {"num_replicas": 2}
     raw["deployments"]["vector_io"] = {"num_replicas": 2}
-    # Embedded single-process databases cannot be opened by two vector_io replicas (their
-    # own tests cover them): this stack keeps faiss (its own deployment) and sqlite-vec.
-    single_process = {"inline::qdrant", "inline::milvus", "inline::chromadb"}
-    raw["providers"]["vector_io"] = [
-        p for p in raw["providers"]["vector_io"] if p["provider_type"] not in single_process
-    ]
     # The external echo provider: a fast, deterministic second inference provider.
     raw["providers"]["inference"].append(
         {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}
