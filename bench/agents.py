@@ -14,13 +14,22 @@ without tools is one such inference plus the agent's bookkeeping.
 
 The default model is the external `remote::echo` provider (zero latency: what is
 measured is the stack's own cost); `--local-model` uses SmolLM2-135M-Instruct on the local
-distribution's `inline::transformers` instead. `--input-shield` / `--toolgroup` add
-shields or tool groups to the agent, on a stack that serves those APIs (`--config`).
+distribution's `inline::transformers` instead.
+
+`--input-shield code-scanner` adds the safety API (`inline::code-scanner`) and that input
+shield to the agent. `--toolgroup builtin::rag` adds the tool runtime (`inline::rag-runtime`),
+vector IO (`inline::faiss`) and the all-MiniLM-L6-v2 embedding model
+(`inline::sentence-transformers`), fills a vector db with `DOCS` through the RAG tool's
+insert, and gives the agent `builtin::rag` over it. The echo model never calls a tool:
+`--tool-choice knowledge_search` (with `--local-model`) makes the model call it once per
+turn (constrained decoding) and answer from its result (`max_infer_iters` 2), so the
+breakdown shows a `tool_execution` step (the search: embed the query, faiss) per turn.
 
 Sessions are used by one turn at a time and replaced after `--turns-per-session` turns
 (a session's history grows with every turn).
 
     python bench/agents.py [--quick] [--json PATH] [--turns N] [--local-model]
+        [--input-shield code-scanner] [--toolgroup builtin::rag] [--tool-choice NAME]
 """
 
 from __future__ import annotations
@@ -34,6 +43,14 @@ from typing import Any
 import _common as c
 
 CONCURRENCY = (1, 8)
+KB = "bench-kb"
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+DOCS = [
+    "Sourdough bread rises slowly thanks to wild yeast and lactic acid bacteria.",
+    "A rocket engine burns propellant to produce thrust in the vacuum of space.",
+    "Two plus two is four; addition of small integers is taught in first grade.",
+    "Green tea is brewed from the unoxidized leaves of the Camellia sinensis plant.",
+]
 
 
 def parse_time(value: str) -> float:
@@ -141,6 +158,62 @@ async def measure_chat(base_url: str, model: str, concurrency: int, requests: in
     return result
 
 
+def add_safety(config: dict[str, Any], shields: list[str]) -> None:
+    """The safety API with `inline::code-scanner`, which serves each of `shields`."""
+    config["apis"].append("safety")
+    config["providers"]["safety"] = [
+        {"provider_id": "code-scanner", "provider_type": "inline::code-scanner"}
+    ]
+    config["shields"] = [{"shield_id": s, "provider_id": "code-scanner"} for s in shields]
+
+
+def add_tools(config: dict[str, Any], toolgroups: list[str]) -> list[Any]:
+    """The tool runtime (and for `builtin::rag` vector IO and an embedding model); returns
+    the agent's toolgroups."""
+    config["apis"].append("tool_runtime")
+    config["providers"]["tool_runtime"] = [
+        {"provider_id": "rag-runtime", "provider_type": "inline::rag-runtime"},
+        {
+            "provider_id": "model-context-protocol",
+            "provider_type": "remote::model-context-protocol",
+        },
+    ]
+    agent_groups: list[Any] = []
+    for group in toolgroups:
+        if group == "builtin::rag":
+            config["tool_groups"] = [{"toolgroup_id": group, "provider_id": "rag-runtime"}]
+            agent_groups.append({"name": group, "args": {"vector_db_ids": [KB]}})
+        else:
+            agent_groups.append(group)
+    if "builtin::rag" in toolgroups:
+        config["apis"].append("vector_io")
+        config["providers"]["vector_io"] = [
+            {"provider_id": "faiss", "provider_type": "inline::faiss"}
+        ]
+        config["providers"]["inference"].append(c.local_provider("sentence-transformers"))
+        config["models"] += c.local_models("sentence-transformers")
+    return agent_groups
+
+
+async def fill_knowledge_base(base_url: str) -> None:
+    client = c.http_client(base_url, 1)
+    r = await client.post(
+        "/v1/vector-dbs",
+        json={"vector_db_id": KB, "embedding_model": EMBEDDING_MODEL, "provider_id": "faiss"},
+    )
+    r.raise_for_status()
+    documents = [
+        {"document_id": f"doc-{i}", "content": text, "mime_type": "text/plain"}
+        for i, text in enumerate(DOCS)
+    ]
+    r = await client.post(
+        "/v1/tool-runtime/rag-tool/insert",
+        json={"vector_db_id": KB, "documents": documents, "chunk_size_in_tokens": 128},
+    )
+    r.raise_for_status()
+    await client.aclose()
+
+
 def ms(values: list[float]) -> float:
     return c.median(values) * 1000 if values else float("nan")
 
@@ -152,6 +225,9 @@ def main() -> int:
     parser.add_argument("--local-model", action="store_true", help="SmolLM2 instead of echo")
     parser.add_argument("--input-shield", action="append", default=[], help="a shield id")
     parser.add_argument("--toolgroup", action="append", default=[], help="a tool group id")
+    parser.add_argument(
+        "--tool-choice", default=None, help="force this tool on each turn's first inference"
+    )
     args = parser.parse_args()
     turns = args.turns or (24 if args.quick else 120)
 
@@ -173,9 +249,15 @@ def main() -> int:
     ]
     agent_extra: dict[str, Any] = {}
     if args.input_shield:
+        add_safety(config, args.input_shield)
         agent_extra["input_shields"] = args.input_shield
     if args.toolgroup:
-        agent_extra["toolgroups"] = args.toolgroup
+        agent_extra["toolgroups"] = add_tools(config, args.toolgroup)
+    if args.tool_choice:
+        agent_extra["tool_config"] = {"tool_choice": args.tool_choice}
+        agent_extra["max_infer_iters"] = 2
+        # A forced call is a JSON object of ~40 tokens: 16 would cut it.
+        agent_extra["sampling_params"] = {"strategy": {"type": "greedy"}, "max_tokens": 96}
 
     print(c.describe_environment())
     print(
@@ -183,6 +265,8 @@ def main() -> int:
     )
     results: dict[str, Any] = {"model": model, "turns": turns, "levels": {}}
     with c.running_stack(config) as base_url:
+        if "builtin::rag" in args.toolgroup:
+            asyncio.run(fill_knowledge_base(base_url))
         rows = []
         breakdown_rows = []
         step_kinds: list[str] = []

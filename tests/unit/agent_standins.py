@@ -9,7 +9,8 @@ the real request and response models:
 - tool runtime: `list_runtime_tools(tool_group_id, mcp_endpoint) -> ListToolDefsResponse`,
   `invoke_tool(InvokeToolRequest) -> ToolInvocationResult`
 - vector IO: `register_vector_db(RegisterVectorDbRequest) -> VectorDB`,
-  `insert_chunks(InsertChunksRequest)`, `query_chunks(QueryChunksRequest) -> QueryChunksResponse`
+  `insert_chunks(InsertChunksRequest)`, `query_chunks(QueryChunksRequest) -> QueryChunksResponse`,
+  `unregister_vector_db(vector_db_id)`
 
 The vector IO stand-in searches with the project's BM25 index (keyword search); the tool
 runtime's `knowledge_search` queries it, as `builtin::rag` does.
@@ -84,6 +85,10 @@ class StandInVectorIO:
         self.chunks.setdefault(db.identifier, {})
         self.indexes.setdefault(db.identifier, BM25Index())
         return db
+
+    async def unregister_vector_db(self, vector_db_id: str) -> None:
+        self._db(vector_db_id)
+        del self.dbs[vector_db_id], self.chunks[vector_db_id], self.indexes[vector_db_id]
 
     def _db(self, vector_db_id: str) -> str:
         if vector_db_id not in self.dbs:

@@ -1,10 +1,18 @@
 """An in-process stack with the agents API, served over HTTP on 127.0.0.1 for the real
 `llama_stack_client` (and its `Agent` helper).
 
-The model is `ScriptedModel` behind `remote::vllm`. The agents router gets the real
-inference router; for safety, tool runtime and vector IO it gets the stand-ins of
-`agent_standins` (their real routers are not on this branch yet), or nothing, to test a
-stack that does not serve them.
+The model is `ScriptedModel` behind `remote::vllm`. Two modes:
+
+- `start_stack`: the agents router on the real inference router, with the stand-ins of
+  `agent_standins` for safety, tool runtime and vector IO (or none of them, to test a
+  stack that does not serve them). The stand-ins stay for what only they make
+  deterministic or observable: a shield whose verdict is a plain word match, a warn-only
+  shield, and a record of every tool invocation's exact kwargs.
+- `start_real_stack`: the whole stack built by `build_local_stack`, every router real:
+  inference (the scripted model, and all-MiniLM-L6-v2 embeddings in-process with
+  `inline::sentence-transformers`), vector IO (`inline::faiss`), safety
+  (`inline::code-scanner`), tool runtime (`inline::rag-runtime` = `builtin::rag`, and
+  `remote::model-context-protocol`) and agents.
 """
 
 from __future__ import annotations
@@ -18,13 +26,15 @@ from stackray.api.datatypes import Api
 from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
 from stackray.runtime.routers import build_router
-from stackray.runtime.stack import build_inference_router
+from stackray.runtime.stack import build_inference_router, build_local_stack
 from tests.unit.agent_standins import StandInSafety, StandInToolRuntime, StandInVectorIO
 from tests.unit.remote_servers import FakeService
 from tests.unit.scripted_model import ScriptedModel
 
 MODEL = "scripted-model"
 EMBEDDING_MODEL = "embed"
+REAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+CODE_SHIELD = "code-scanner"
 
 
 def stack_config(
@@ -73,6 +83,8 @@ class AgentsStack:
     safety: StandInSafety | None
     tools: StandInToolRuntime | None
     vector_io: StandInVectorIO | None
+    routers: dict[str, Any] = field(default_factory=dict)
+    """Every router of the stack by API name (`start_real_stack`)."""
     closed: bool = field(default=False)
 
     @property
@@ -88,6 +100,10 @@ class AgentsStack:
         if not self.closed:
             self.server.stop()
             self.agents.close()
+            for name, router in self.routers.items():
+                close = getattr(router, "close", None)
+                if name != "agents" and close is not None:
+                    close()
             self.closed = True
 
 
@@ -126,4 +142,72 @@ def start_stack(
         safety=deps.get(Api.safety),
         tools=tools,
         vector_io=deps.get(Api.vector_io),
+    )
+
+
+def real_stack_config(
+    model: ScriptedModel, data_dir: Path, agents_config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "version": 2,
+        "image_name": "agents-real-test",
+        "apis": ["inference", "vector_io", "safety", "tool_runtime", "agents"],
+        "providers": {
+            "inference": [
+                {
+                    "provider_id": "vllm",
+                    "provider_type": "remote::vllm",
+                    "config": {"url": f"{model.url}/v1", "retry_backoff_s": 0.01},
+                },
+                {
+                    "provider_id": "sentence-transformers",
+                    "provider_type": "inline::sentence-transformers",
+                    "config": {"num_threads": 2},
+                },
+            ],
+            "vector_io": [{"provider_id": "faiss", "provider_type": "inline::faiss"}],
+            "safety": [{"provider_id": "code-scanner", "provider_type": "inline::code-scanner"}],
+            "tool_runtime": [
+                {"provider_id": "rag-runtime", "provider_type": "inline::rag-runtime"},
+                {"provider_id": "mcp", "provider_type": "remote::model-context-protocol"},
+            ],
+            "agents": [
+                {
+                    "provider_id": "meta-reference",
+                    "provider_type": "inline::meta-reference",
+                    "config": agents_config or {},
+                }
+            ],
+        },
+        "models": [
+            {"model_id": MODEL, "provider_id": "vllm", "provider_model_id": "scripted"},
+            {
+                "model_id": REAL_EMBEDDING_MODEL,
+                "provider_id": "sentence-transformers",
+                "provider_model_id": "sentence-transformers/all-MiniLM-L6-v2",
+                "model_type": "embedding",
+                "metadata": {"embedding_dimension": 384},
+            },
+        ],
+        "shields": [{"shield_id": CODE_SHIELD, "provider_id": "code-scanner"}],
+        "tool_groups": [{"toolgroup_id": "builtin::rag", "provider_id": "rag-runtime"}],
+        "storage": {"data_dir": str(data_dir)},
+    }
+
+
+def start_real_stack(
+    model: ScriptedModel, data_dir: Path, *, agents_config: dict[str, Any] | None = None
+) -> AgentsStack:
+    """The whole stack with every router real (`build_local_stack`), on loopback."""
+    stack = parse_config(real_stack_config(model, data_dir, agents_config))
+    routers = asyncio.run(build_local_stack(stack))
+    app = create_gateway_app(stack, routers)
+    server = FakeService(lambda _svc: app).start()
+    return AgentsStack(
+        server=server,
+        agents=routers["agents"],
+        safety=None,
+        tools=None,
+        vector_io=None,
+        routers=routers,
     )

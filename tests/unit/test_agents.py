@@ -3,8 +3,10 @@
 (`inline::meta-reference`), the inference router and `remote::vllm` in front of a scripted
 tool-calling model on 127.0.0.1.
 
-Safety, tool runtime and vector IO are the stand-ins of `agent_standins` (their routers
-are on other branches); `standins=False` is a stack serving none of them.
+Safety, tool runtime and vector IO are the stand-ins of `agent_standins`, for what only
+they make deterministic or observable (a word-match shield, a warn-only shield, the exact
+kwargs of every tool invocation); `standins=False` is a stack serving none of them. The
+same turns on the real routers: `test_agents_real_routers.py`.
 """
 
 from __future__ import annotations
@@ -528,6 +530,7 @@ def test_tool_config_sampling_and_response_format_pass_through(
         stream=False,
     )
     assert model.chats[2]["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert model.chats[3]["tool_choice"] == "auto"  # a named tool is forced once too
     with pytest.raises(BadRequestError, match="tool_choice 'nope'"):
         client.agents.turn.create(
             agent_id=agent_id,

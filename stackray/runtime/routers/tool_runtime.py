@@ -267,9 +267,21 @@ class ToolRuntimeRouter:
         return listing if listing is not None else await self._list_group(group)
 
     async def list_tools(self, toolgroup_id: str | None = None) -> ListToolsResponse:
+        """The tools of every group, of one group, or (``<group>/<tool>``, as the client's
+        `Agent` helper asks for the tools an agent names) one tool of a group."""
         if toolgroup_id is not None:
-            listing = await self._listing(await self.get_tool_group(toolgroup_id))
-            return ListToolsResponse(data=listing.tools)
+            group_id, tool_name = toolgroup_id, None
+            if "/" in toolgroup_id and not self.registry.get(ToolGroup, TOOL_GROUPS, toolgroup_id):
+                group_id, _, tool_name = toolgroup_id.rpartition("/")
+            listing = await self._listing(await self.get_tool_group(group_id))
+            if tool_name is None:
+                return ListToolsResponse(data=listing.tools)
+            named = [t for t in listing.tools if t.identifier == tool_name]
+            if not named:
+                raise NotFoundError(
+                    f"tool group {group_id!r} has no tool {tool_name!r}", field="toolgroup_id"
+                )
+            return ListToolsResponse(data=named)
         tools: list[Tool] = []
         for group in self.registry.list(ToolGroup, TOOL_GROUPS):
             try:

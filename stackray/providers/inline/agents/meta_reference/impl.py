@@ -126,8 +126,10 @@ class MetaReferenceAgents(OpenAIResponses):
         agents = [a.model_dump(mode="json", exclude_none=True) for a in self.store.list_agents()]
         return _page(agents, start_index, limit)
 
-    def delete_agent(self, agent_id: str) -> None:
-        self.store.delete_agent(agent_id)
+    async def delete_agent(self, agent_id: str) -> None:
+        """Deletes the agent, its sessions and turns, and its sessions' vector dbs."""
+        for session in self.store.delete_agent(agent_id):
+            await self._drop_session_vector_db(session)
 
     # ---- sessions ---------------------------------------------------------------------
 
@@ -177,9 +179,22 @@ class MetaReferenceAgents(OpenAIResponses):
         ]
         return _page(sessions, start_index, limit)
 
-    def delete_agents_session(self, agent_id: str, session_id: str) -> None:
+    async def delete_agents_session(self, agent_id: str, session_id: str) -> None:
+        """Deletes the session, its turns, and its vector db (of its documents)."""
         self.store.get_agent(agent_id)
-        self.store.delete_session(agent_id, session_id)
+        await self._drop_session_vector_db(self.store.delete_session(agent_id, session_id))
+
+    async def _drop_session_vector_db(self, session: dict[str, Any]) -> None:
+        vector_db_id = session.get("vector_db_id")
+        vector_io = self.deps.get(Api.vector_io)
+        if vector_db_id is None or vector_io is None:
+            return
+        try:
+            await maybe_await(vector_io.unregister_vector_db(vector_db_id))
+        except Exception as exc:
+            err = as_stack_error(exc, "vector_io")
+            if not isinstance(err, NotFoundError):  # already gone: nothing to do
+                raise err from None
 
     # ---- turns ------------------------------------------------------------------------
 

@@ -181,8 +181,9 @@ class TurnRunner:
             if client_calls:
                 yield await self._await_client(state, message, client_calls)
                 return
-            if state.tool_config.tool_choice == ToolChoice.required:
-                # A required tool call is made once; then the model may answer.
+            if state.tool_config.tool_choice not in (None, ToolChoice.auto, ToolChoice.none):
+                # A required (or named) tool call is made once; then the model may answer
+                # (a model forced to call a tool at every step never could).
                 state.tool_config = state.tool_config.model_copy(
                     update={"tool_choice": ToolChoice.auto}
                 )
