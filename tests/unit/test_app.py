@@ -32,6 +32,9 @@ def test_graph_of_local_distribution():
         "model-sentence-transformers",
         "vector-io",
         "model-faiss",
+        "model-chromadb",
+        "model-qdrant",
+        "model-milvus",
     }
     assert deps["gateway"].ray_actor_options["num_cpus"] == 0
     assert deps["safety"].ray_actor_options["num_cpus"] == 0
@@ -39,6 +42,10 @@ def test_graph_of_local_distribution():
     assert deps["inference"].ray_actor_options["num_cpus"] == 0
     assert deps["files"].ray_actor_options["num_cpus"] == 0
     assert deps["vector-io"].ray_actor_options["num_cpus"] == 0
+    # Embedded databases own their files in one process, with no CPU or GPU reserved.
+    for name in ("model-chromadb", "model-qdrant", "model-milvus"):
+        assert deps[name].ray_actor_options == {"num_cpus": 0, "num_gpus": 0}
+        assert deps[name].num_replicas == 1
     # The faiss index server fits a 2-core machine, and takes a GPU on a GPU cluster.
     assert deps["model-faiss"].ray_actor_options["num_cpus"] == 0
     assert deployments(gpus=True)["model-faiss"].ray_actor_options["num_gpus"] == 1

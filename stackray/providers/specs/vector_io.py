@@ -43,6 +43,9 @@ SPECS: tuple[ProviderSpec, ...] = (
         config_class=f"{_INLINE}.chroma.config:ChromaVectorIOConfig",
         pip_packages=("chromadb",),
         description="An embedded Chroma database in the provider's data directory.",
+        # One process per data directory: its own deployment, called by every vector_io replica.
+        model_server=True,
+        serve_options="stackray.providers.utils.vector_db:embedded_database_deployment",
     ),
     ProviderSpec(
         api=Api.vector_io,
@@ -59,6 +62,9 @@ SPECS: tuple[ProviderSpec, ...] = (
         config_class=f"{_INLINE}.qdrant.config:QdrantVectorIOConfig",
         pip_packages=("qdrant-client",),
         description="qdrant-client's local mode, persisted in the provider's data directory.",
+        # One process per data directory: its own deployment, called by every vector_io replica.
+        model_server=True,
+        serve_options="stackray.providers.utils.vector_db:embedded_database_deployment",
     ),
     ProviderSpec(
         api=Api.vector_io,
@@ -75,6 +81,9 @@ SPECS: tuple[ProviderSpec, ...] = (
         config_class=f"{_INLINE}.milvus.config:MilvusVectorIOConfig",
         pip_packages=("pymilvus", "milvus-lite"),
         description="Milvus Lite: a Milvus database in one file under the provider's data directory.",
+        # One process per data directory: its own deployment, called by every vector_io replica.
+        model_server=True,
+        serve_options="stackray.providers.utils.vector_db:embedded_database_deployment",
     ),
     ProviderSpec(
         api=Api.vector_io,

@@ -219,3 +219,12 @@ class KeywordIndexCache:
 
     def drop(self, name: str) -> None:
         self._indexes.pop(name, None)
+
+
+def embedded_database_deployment(config: Any) -> dict[str, Any]:
+    """Serve options of an embedded database's own deployment (`ProviderSpec.serve_options`).
+
+    Embedded Chroma, Qdrant's local mode and Milvus Lite allow one process per data
+    directory, so each runs in one model-server deployment that every vector_io replica
+    calls; it needs no GPU and reserves no CPU (its work is short and I/O-bound)."""
+    return {"ray_actor_options": {"num_cpus": 0, "num_gpus": 0}}
