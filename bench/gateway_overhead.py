@@ -389,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=None, help="rounds over every cell (default 2, quick 1)"
     )
     parser.add_argument("--child", action="store_true", help=argparse_suppress())
+    c.add_in_gateway_arg(parser)
     args = parser.parse_args(argv)
+    c.apply_in_gateway_arg(args)
     duration = args.duration or (1.0 if args.quick else 3.0)
     if args.child:
         return child()

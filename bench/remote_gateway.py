@@ -504,7 +504,9 @@ def main() -> int:
     parser.add_argument("--inference-replicas", type=int, default=2)
     parser.add_argument("--load-procs", type=int, default=2, help="load processes per cell")
     parser.add_argument("--throughput-optimized", default="1", choices=["0", "1"])
+    c.add_in_gateway_arg(parser)
     args = parser.parse_args()
+    c.apply_in_gateway_arg(args)
     if args.quick:
         args.duration, args.rounds = 2.0, 1
     print(c.describe_environment(), flush=True)

@@ -20,19 +20,38 @@ GATEWAY = "gateway"
 
 
 class Gateway:
-    """The HTTP ingress replica: builds the FastAPI app around handles to the API deployments."""
+    """The HTTP ingress replica: builds the FastAPI app around handles to the API deployments.
 
-    def __init__(self, config: dict[str, Any], backends: dict[str, Any]) -> None:
+    With ``deployments.inference.in_gateway`` it also builds its own inference router over
+    `model_servers` (the inference model servers' handles) and serves the inference routes
+    with it, in this process; the inference deployment stays, for the APIs that call it,
+    and `/v1/health` still asks it too."""
+
+    async def __init__(  # type: ignore[misc]
+        self,
+        config: dict[str, Any],
+        backends: dict[str, Any],
+        model_servers: dict[str, Any] | None = None,
+    ) -> None:
         self._stack = parse_config(config, "<deployed config>")
-        self._backends = backends
+        self._backends = dict(backends)
+        self._health_extra: dict[str, Any] = {}
         from stackray.runtime import telemetry
 
         telemetry.configure(self._stack, GATEWAY)
+        if model_servers is not None and Api.inference.value in self._backends:
+            from stackray.deployments.backends import LocalBackend
+            from stackray.runtime.stack import build_inference_router
+
+            name = Api.inference.value
+            router = await build_inference_router(self._stack, model_servers)
+            self._health_extra[name] = self._backends[name]
+            self._backends[name] = LocalBackend(router, name, colocated=True)
 
     def __serve_build_asgi_app__(self) -> Any:
         from stackray.deployments.gateway import create_gateway_app
 
-        return create_gateway_app(self._stack, self._backends)
+        return create_gateway_app(self._stack, self._backends, health_extra=self._health_extra)
 
 
 def cluster_has_gpus() -> bool:
@@ -117,6 +136,7 @@ def build_app_from_config(
     if host_checks:
         check_hosts(stack, cluster_gpu_count())
     bound: dict[Api, Any] = {}
+    inference_servers: dict[str, Any] = {}
     for api in router_order(stack):
         model_servers = {}
         for provider in stack.providers_of(api):
@@ -137,9 +157,15 @@ def build_app_from_config(
             ROUTER_DEFAULTS,
         )
         bound[api] = deployment.bind(raw, api.value, deps, model_servers)
+        if api is Api.inference:
+            inference_servers = model_servers
     gateway_cls = serve.ingress()(Gateway)
     gateway = _deployment(gateway_cls, GATEWAY, stack.deployment_options(GATEWAY), ROUTER_DEFAULTS)
-    return gateway.bind(raw, {api.value: b for api, b in bound.items()})
+    backends = {api.value: b for api, b in bound.items()}
+    if stack.inference_in_gateway:
+        # The gateway's own inference router calls the same model servers.
+        return gateway.bind(raw, backends, inference_servers)
+    return gateway.bind(raw, backends)
 
 
 def resolved_config(args: dict[str, Any]) -> tuple[StackConfig, dict[str, Any]]:

@@ -76,11 +76,17 @@ def _public_method(target: Any, method: str) -> Callable[..., Any]:
 
 
 async def call_in_context(
-    target: Any, ctx: RequestContext | None, method: str, *args: Any, deployment: str | None = None
+    target: Any,
+    ctx: RequestContext | None,
+    method: str,
+    *args: Any,
+    deployment: str | None = None,
+    colocated: bool = False,
 ) -> Any:
     """Call `target.method(*args)` with `ctx` as the current request context, in a span
-    named after `deployment` (this process's deployment when None) when `ctx` is traced."""
-    span = telemetry.start_call_span(ctx, deployment, method)
+    named after `deployment` (this process's deployment when None) when `ctx` is traced
+    (`colocated`: see `telemetry.start_call_span`)."""
+    span = telemetry.start_call_span(ctx, deployment, method, colocated=colocated)
     try:
         with use_context(ctx), telemetry.activate(span):
             result = _public_method(target, method)(*args)
@@ -95,7 +101,12 @@ async def call_in_context(
 
 
 async def stream_in_context(
-    target: Any, ctx: RequestContext | None, method: str, *args: Any, deployment: str | None = None
+    target: Any,
+    ctx: RequestContext | None,
+    method: str,
+    *args: Any,
+    deployment: str | None = None,
+    colocated: bool = False,
 ) -> AsyncIterator[Any]:
     """Iterate `target.method(*args)` with `ctx` set around each step; the call's span
     ends when the stream does.
@@ -103,7 +114,7 @@ async def stream_in_context(
     Set per step, not around the whole loop: the consumer may resume the iterator from
     another task (Starlette streams responses from its own task).
     """
-    span = telemetry.start_call_span(ctx, deployment, method)
+    span = telemetry.start_call_span(ctx, deployment, method, colocated=colocated)
     try:
         with use_context(ctx), telemetry.activate(span):
             iterator = _public_method(target, method)(*args).__aiter__()
@@ -139,19 +150,28 @@ class Dispatcher:
 
 
 class LocalBackend:
-    """Calls an object in this process (`name`: the deployment it stands for, in spans)."""
+    """Calls an object in this process (`name`: the deployment it stands for, in spans).
 
-    def __init__(self, target: Any, name: str | None = None) -> None:
+    `colocated`: the object is a deployment's router running inside another deployment's
+    replica (the inference router in the gateway): spans keep `name` in their names but
+    are attributed to the hosting deployment."""
+
+    def __init__(self, target: Any, name: str | None = None, *, colocated: bool = False) -> None:
         self.target = target
         self.name = name
+        self.colocated = colocated
 
     async def call(self, method: str, *args: Any, ctx: RequestContext | None = None) -> Any:
-        return await call_in_context(self.target, ctx, method, *args, deployment=self.name)
+        return await call_in_context(
+            self.target, ctx, method, *args, deployment=self.name, colocated=self.colocated
+        )
 
     def stream(
         self, method: str, *args: Any, ctx: RequestContext | None = None
     ) -> AsyncIterator[Any]:
-        return stream_in_context(self.target, ctx, method, *args, deployment=self.name)
+        return stream_in_context(
+            self.target, ctx, method, *args, deployment=self.name, colocated=self.colocated
+        )
 
 
 class HandleBackend:

@@ -158,10 +158,15 @@ class RequestContextMiddleware:
             request_context_var.reset(token)
 
 
-def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
-    """The HTTP surface of the stack. `backends` maps API names to handles or objects."""
+def create_gateway_app(
+    stack: StackConfig, backends: dict[str, Any], health_extra: dict[str, Any] | None = None
+) -> FastAPI:
+    """The HTTP surface of the stack. `backends` maps API names to handles or objects;
+    `health_extra`, deployments `/v1/health` also waits for that serve no route here (the
+    inference deployment when the gateway runs its own inference router)."""
     app = FastAPI(title="stackray", version=__version__, docs_url="/docs", redoc_url=None)
     b: dict[str, Backend] = {name: as_backend(target, name) for name, target in backends.items()}
+    extra: list[Backend] = [as_backend(t, n) for n, t in (health_extra or {}).items()]
     served = set(stack.apis)
     route_apis: dict[str, Api] = {}
 
@@ -214,9 +219,9 @@ def create_gateway_app(stack: StackConfig, backends: dict[str, Any]) -> FastAPI:
         # Healthy once every API deployment answers: before that (models still loading on
         # a first start) a readiness probe must not send traffic here.
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*(call(api, "health") for api in b)), HEALTH_TIMEOUT_S
-            )
+            checks = [call(api, "health") for api in b]
+            checks += [e.call("health", ctx=request_context_var.get()) for e in extra]
+            await asyncio.wait_for(asyncio.gather(*checks), HEALTH_TIMEOUT_S)
         except Exception as exc:
             logger.info("health check failed: %s", exc)
             return _json(HealthInfo(status=HealthStatus.Error), status_code=503)

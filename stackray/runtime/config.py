@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -202,10 +202,21 @@ class DeploymentOptions(_Strict):
     graceful_shutdown_timeout_s: float | None = Field(
         default=None, ge=0, description="Drain time on shutdown."
     )
+    in_gateway: bool = Field(
+        default=False,
+        description=(
+            "Only under 'inference': also run the inference router inside each gateway "
+            "replica, so that the gateway's inference requests skip the hop to the "
+            "inference deployment (which still serves the other APIs). Not a Serve option."
+        ),
+    )
+
+    # Fields that are stackray's own, not Ray Serve options.
+    _NOT_SERVE: ClassVar[frozenset[str]] = frozenset({"in_gateway"})
 
     def to_serve_options(self) -> dict[str, Any]:
         """The keyword arguments for `serve.deployment(...).options(...)`."""
-        opts = self.model_dump(exclude_none=True)
+        opts = self.model_dump(exclude_none=True, exclude=set(self._NOT_SERVE))
         if "ray_actor_options" in opts:
             opts["ray_actor_options"] = {
                 k: v for k, v in opts["ray_actor_options"].items() if v is not None
@@ -284,6 +295,18 @@ class StackConfig(_Strict):
     def _unique_apis(cls, apis: list[Api]) -> list[Api]:
         return list(dict.fromkeys(apis))
 
+    @field_validator("deployments")
+    @classmethod
+    def _in_gateway_only_for_inference(
+        cls, deployments: dict[str, DeploymentOptions]
+    ) -> dict[str, DeploymentOptions]:
+        for name, options in deployments.items():
+            if options.in_gateway and name != Api.inference.value:
+                raise ValueError(
+                    f"{name}.in_gateway: only the 'inference' deployment can run in the gateway"
+                )
+        return deployments
+
     # ---- derived settings -------------------------------------------------------------
 
     @property
@@ -304,6 +327,12 @@ class StackConfig(_Strict):
 
     def deployment_options(self, name: str) -> DeploymentOptions:
         return self.deployments.get(name, DeploymentOptions())
+
+    @property
+    def inference_in_gateway(self) -> bool:
+        """Whether each gateway replica runs its own inference router
+        (`deployments.inference.in_gateway`)."""
+        return Api.inference in self.apis and self.deployment_options("inference").in_gateway
 
 
 def format_validation_error(err: ValidationError, source: str, prefix: str = "") -> str:

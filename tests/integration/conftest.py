@@ -32,9 +32,11 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, base_url: str, data_dir: Path) -> None:
+    def __init__(self, base_url: str, data_dir: Path, inference_in_gateway: bool = False) -> None:
         self.base_url = base_url
         self.data_dir = data_dir
+        # deployments.inference.in_gateway of the served config.
+        self.inference_in_gateway = inference_in_gateway
 
     def client(self):
         from llama_stack_client import LlamaStackClient
@@ -54,7 +56,7 @@ def stack_config(data_dir: Path, port: int) -> dict:
     raw = yaml.safe_load(resolve_config_path("local").read_text())
     raw["storage"] = {"data_dir": str(data_dir)}
     raw["server"] = {"port": port, "host": "127.0.0.1"}
-    raw["deployments"]["inference"] = {"num_replicas": 2}
+    raw["deployments"]["inference"] = {**raw["deployments"]["inference"], "num_replicas": 2}
     raw["deployments"]["vector_io"] = {"num_replicas": 2}
     # The external echo provider: a fast, deterministic second inference provider.
     raw["providers"]["inference"].append(
@@ -77,10 +79,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert not cluster_has_gpus()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     started = time.monotonic()
-    serve.run(build_app({"stack": stack_config(data_dir, port)}), name="stackray", route_prefix="/")
+    raw = stack_config(data_dir, port)
+    serve.run(build_app({"stack": raw}), name="stackray", route_prefix="/")
     print(f"stack ready in {time.monotonic() - started:.1f}s")
     try:
-        yield Stack(f"http://127.0.0.1:{port}", data_dir)
+        yield Stack(
+            f"http://127.0.0.1:{port}",
+            data_dir,
+            bool(raw["deployments"]["inference"].get("in_gateway")),
+        )
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -135,3 +135,43 @@ def test_a_missing_dependency_is_a_config_error(monkeypatch):
     stack = parse_config({"version": 2, "image_name": "t", "apis": ["vector_io"]})
     with pytest.raises(ConfigError, match="needs API.*inference"):
         router_order(stack)
+
+
+def test_inference_in_gateway_binds_the_model_servers_to_the_gateway():
+    """`deployments.inference.in_gateway`: the gateway gets the inference model servers'
+    handles; the inference deployment stays (other APIs call it); Serve never sees it."""
+    on = deployments(gpus=False, overrides={"inference": {"in_gateway": True, "num_replicas": 2}})
+    gateway_args = on["gateway"].init_args
+    assert len(gateway_args) == 3
+    model_servers = gateway_args[2]
+    assert set(model_servers) == {"transformers", "sentence-transformers"}
+    assert set(gateway_args[1]) >= {"inference", "vector_io", "safety", "agents"}
+    assert "inference" in on and on["inference"].num_replicas == 2
+    assert not hasattr(on["inference"]._deployment_config, "in_gateway")
+
+    off = deployments(gpus=False, overrides={"inference": {"in_gateway": False}})
+    assert len(off["gateway"].init_args) == 2
+
+
+def test_in_gateway_is_not_a_serve_option():
+    from stackray.runtime.config import DeploymentOptions
+
+    opts = DeploymentOptions(in_gateway=True, num_replicas=3)
+    assert opts.to_serve_options() == {"num_replicas": 3}
+
+
+def test_in_gateway_only_under_inference():
+    import pytest
+
+    from stackray.api.errors import ConfigError
+    from stackray.runtime.config import parse_config
+
+    with pytest.raises(ConfigError, match=r"deployments: .*safety\.in_gateway"):
+        parse_config(
+            {
+                "version": 2,
+                "image_name": "t",
+                "apis": ["inference"],
+                "deployments": {"safety": {"in_gateway": True}},
+            }
+        )

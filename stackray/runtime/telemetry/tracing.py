@@ -282,11 +282,17 @@ def trace_headers() -> dict[str, str]:
     return headers
 
 
-def start_call_span(ctx: RequestContext | None, deployment: str | None, method: str) -> Any:
-    """The span of a deployment call, child of the caller's (None when not traced)."""
+def start_call_span(
+    ctx: RequestContext | None, deployment: str | None, method: str, *, colocated: bool = False
+) -> Any:
+    """The span of a deployment call, child of the caller's (None when not traced).
+
+    `colocated`: `deployment`'s code runs in this process (the inference router in the
+    gateway): the span keeps `deployment` in its name, its attributes name this process's
+    deployment, and no queue time is recorded (there is no queue)."""
     if _state.tracer is None or ctx is None:
         return None
-    if ctx.sent_at is not None and _state.metrics is not None:
+    if ctx.sent_at is not None and _state.metrics is not None and not colocated:
         _state.metrics.record(
             "queue_time_seconds",
             max(0.0, time.time() - ctx.sent_at),
@@ -299,8 +305,8 @@ def start_call_span(ctx: RequestContext | None, deployment: str | None, method: 
     return _state.tracer.start_span(
         name,
         context=trace.set_span_in_context(NonRecordingSpan(parent)),
-        kind=SpanKind.SERVER,
-        attributes=_attributes(deployment),
+        kind=SpanKind.INTERNAL if colocated else SpanKind.SERVER,
+        attributes=_attributes(None if colocated else deployment),
     )
 
 
