@@ -220,6 +220,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     import ray
 
     s = Served(tmp_path_factory.mktemp("stack"))
+    # A Ray another test connected to (some Ray APIs connect on first use) is not this
+    # test's: start a known one.
+    if ray.is_initialized():
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield s
