@@ -125,8 +125,9 @@ def postgres_config(postgres_server: PostgresServerInfo) -> PostgresStoreConfig:
 # ---- GPU tests ----------------------------------------------------------------------------
 
 
-def _gpu_and_vllm() -> str | None:
-    """None when a CUDA GPU and vllm are here, else what is missing."""
+def _missing(needs_vllm: bool) -> str | None:
+    """None when this machine has what a `gpu` test needs, else what it lacks: a CUDA GPU,
+    and vllm for tests also marked `vllm`."""
     import importlib.util
 
     try:
@@ -136,23 +137,24 @@ def _gpu_and_vllm() -> str | None:
     except Exception:
         gpu = False
     missing = [] if gpu else ["a CUDA GPU"]
-    if importlib.util.find_spec("vllm") is None:
+    if needs_vllm and importlib.util.find_spec("vllm") is None:
         missing.append("vllm (pip install '.[gpu]')")
     return " and ".join(missing) or None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`@pytest.mark.gpu` tests run wherever a CUDA GPU and vllm are present. Elsewhere
-    they are reported as skipped, naming what is missing, unless STACKRAY_REQUIRE_GPU=1
-    (a GPU CI job) makes them run, and fail, there."""
+    """`@pytest.mark.gpu` tests (and `vllm` ones, which also need vllm) run wherever the
+    hardware is present. Elsewhere they are reported as skipped, naming what is missing,
+    unless STACKRAY_REQUIRE_GPU=1 (a GPU CI job) makes them run, and fail, there."""
     import os
 
-    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
-    if not gpu_items or os.environ.get("STACKRAY_REQUIRE_GPU") == "1":
+    if os.environ.get("STACKRAY_REQUIRE_GPU") == "1":
         return
-    missing = _gpu_and_vllm()
-    if missing is None:
-        return
-    marker = pytest.mark.skip(reason=f"needs {missing}; run on a GPU machine: pytest -m gpu")
-    for item in gpu_items:
-        item.add_marker(marker)
+    for item in items:
+        if item.get_closest_marker("gpu") is None:
+            continue
+        missing = _missing(needs_vllm=item.get_closest_marker("vllm") is not None)
+        if missing is not None:
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs {missing}; run on a GPU machine: pytest -m gpu")
+            )

@@ -353,6 +353,7 @@ def test_closing_the_stream_early_aborts_the_request():
 
 
 @pytest.mark.gpu
+@pytest.mark.vllm
 def test_real_vllm_engine_chat_tools_and_json(tmp_path):
     """vLLM on a CUDA GPU through the provider: chat, streaming, a JSON response format."""
     from stackray.api.inference import ChatCompletionRequest

@@ -244,10 +244,6 @@ def test_has_its_own_model_server_asking_for_a_gpu_when_the_cluster_has_one(tmp_
 
 @pytest.mark.gpu
 def test_on_a_gpu(model_dir, tmp_path):
-    import torch
-
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
     router = start(tmp_path, model_dir)
     register(router, "pg")
     provider = router.providers["prompt-guard"]._impl
