@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stackray.api.datatypes import Api
 from stackray.providers.spec import ProviderSpec
 
 _INLINE = "stackray.providers.inline.vector_io"
 _REMOTE = "stackray.providers.remote.vector_io"
+
+# Embedded databases allow one process per data directory: each runs in its own
+# deployment, called by every vector_io replica.
+_EMBEDDED: dict[str, Any] = {
+    "model_server": True,
+    "serve_options": "stackray.providers.utils.vector_db:embedded_database_deployment",
+}
 
 SPECS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
@@ -43,9 +52,7 @@ SPECS: tuple[ProviderSpec, ...] = (
         config_class=f"{_INLINE}.chroma.config:ChromaVectorIOConfig",
         pip_packages=("chromadb",),
         description="An embedded Chroma database in the provider's data directory.",
-        # One process per data directory: its own deployment, called by every vector_io replica.
-        model_server=True,
-        serve_options="stackray.providers.utils.vector_db:embedded_database_deployment",
+        **_EMBEDDED,
     ),
     ProviderSpec(
         api=Api.vector_io,
@@ -62,9 +69,7 @@ SPECS: tuple[ProviderSpec, ...] = (
         config_class=f"{_INLINE}.qdrant.config:QdrantVectorIOConfig",
         pip_packages=("qdrant-client",),
         description="qdrant-client's local mode, persisted in the provider's data directory.",
-        # One process per data directory: its own deployment, called by every vector_io replica.
-        model_server=True,
-        serve_options="stackray.providers.utils.vector_db:embedded_database_deployment",
+        **_EMBEDDED,
     ),
     ProviderSpec(
         api=Api.vector_io,
@@ -81,9 +86,7 @@ SPECS: tuple[ProviderSpec, ...] = (
         config_class=f"{_INLINE}.milvus.config:MilvusVectorIOConfig",
         pip_packages=("pymilvus", "milvus-lite"),
         description="Milvus Lite: a Milvus database in one file under the provider's data directory.",
-        # One process per data directory: its own deployment, called by every vector_io replica.
-        model_server=True,
-        serve_options="stackray.providers.utils.vector_db:embedded_database_deployment",
+        **_EMBEDDED,
     ),
     ProviderSpec(
         api=Api.vector_io,
