@@ -277,8 +277,7 @@ def describe_environment() -> str:
     )
     return (
         f"machine: {info['cpus']} CPUs, {info.get('mem_gib', '?')} GiB, "
-        f"load {info.get('load_avg_1m', '?')}; {env}; "
-        f"inference in gateway: {'on' if inference_in_gateway() else 'off'}"
+        f"load {info.get('load_avg_1m', '?')}; {env}"
     )
 
 
@@ -296,7 +295,6 @@ def machine_info() -> dict[str, Any]:
     with contextlib.suppress(OSError):
         info["load_avg_1m"] = round(os.getloadavg()[0], 2)
     env = {k: os.environ[k] for k in ENV_OF_INTEREST if k in os.environ}
-    info["inference_in_gateway"] = inference_in_gateway()
     if env:
         info["env"] = env
     for mod in ("ray", "torch", "transformers", "sentence_transformers"):
@@ -321,31 +319,6 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     return parser
-
-
-# Read by `stack_config`, in this process and in the benchmark's child processes.
-IN_GATEWAY_ENV = "STACKRAY_BENCH_INFERENCE_IN_GATEWAY"
-
-
-def add_in_gateway_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--inference-in-gateway",
-        choices=["0", "1"],
-        default=None,
-        help="run the inference router in the gateway replicas (deployments.inference."
-        "in_gateway) of the stacks this benchmark starts (default 1, as the local and "
-        f"remote distributions do; also ${IN_GATEWAY_ENV})",
-    )
-
-
-def apply_in_gateway_arg(args: argparse.Namespace) -> None:
-    """`--inference-in-gateway` reaches `stack_config` (and child processes) by the environment."""
-    if args.inference_in_gateway is not None:
-        os.environ[IN_GATEWAY_ENV] = args.inference_in_gateway
-
-
-def inference_in_gateway() -> bool:
-    return os.environ.get(IN_GATEWAY_ENV, "1") == "1"
 
 
 def free_port() -> int:
@@ -471,10 +444,9 @@ def stack_config(
     deployments: dict[str, Any] | None = None,
     image_name: str = "bench",
 ) -> dict[str, Any]:
-    """A run config mapping serving the inference API with `providers` and `models`
-    (the inference router in the gateway unless ${IN_GATEWAY_ENV} is 0)."""
+    """A run config mapping serving the inference API with `providers` and `models` (the
+    inference router runs in the gateway)."""
     deployments = {k: dict(v) for k, v in (deployments or {"gateway": {"num_replicas": 1}}).items()}
-    deployments.setdefault("inference", {})["in_gateway"] = inference_in_gateway()
     return {
         "version": 2,
         "image_name": image_name,

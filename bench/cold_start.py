@@ -137,7 +137,7 @@ def stackray_cmd() -> list[str]:
     script = Path(sys.executable).with_name("stackray")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "stackray.runtime.cli"]
+    return [sys.executable, "-m", "stackray.cli"]
 
 
 def post_until_ok(url: str, body: dict[str, Any], timeout: float) -> list[str]:

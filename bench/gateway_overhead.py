@@ -2,7 +2,7 @@
 
 The external `remote::echo` provider answers instantly, so everything measured through
 HTTP is the stack's own cost: Serve proxy -> gateway replica (FastAPI, validation,
-serialization) -> inference replica (router, registry lookup) -> provider, and back.
+serialization, the inference router and its registry lookup) -> provider, and back.
 The baseline is the same router and provider objects called in this process
 (`build_local_stack`), measured in the same run. A trivial Serve deployment (one hop,
 constant answer) is measured too, as the floor of any Serve HTTP request.
@@ -105,7 +105,7 @@ async def measure_direct(data_dir: Path, seconds: float) -> dict[tuple[str, str,
     from stackray.api.inference import ChatCompletionRequest, OpenAIChatCompletionRequest
     from stackray.runtime.config import parse_config
     from stackray.runtime.envsubst import interpolate
-    from stackray.runtime.stack import build_local_stack
+    from stackray.runtime.graph import build_local_stack
 
     config = c.stack_config(data_dir, [c.ECHO_PROVIDER], [c.ECHO_MODEL])
     routers = await build_local_stack(parse_config(interpolate(config), "<bench>"))
@@ -292,7 +292,6 @@ def overhead_table(setting: str, rows: list[dict[str, Any]]) -> str:
 CPU_GROUPS = [
     ("proxy", "ProxyActor"),
     ("gateway", "stackray:gateway"),
-    ("inference", "stackray:inference"),
     ("floor", ":floor"),
     ("client", "client"),
 ]
@@ -389,9 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=None, help="rounds over every cell (default 2, quick 1)"
     )
     parser.add_argument("--child", action="store_true", help=argparse_suppress())
-    c.add_in_gateway_arg(parser)
     args = parser.parse_args(argv)
-    c.apply_in_gateway_arg(args)
     duration = args.duration or (1.0 if args.quick else 3.0)
     if args.child:
         return child()

@@ -39,7 +39,7 @@ CONCURRENCY = 8
 
 async def build_router(data_dir: str, idle_s: float) -> Any:
     from stackray.runtime.config import parse_config
-    from stackray.runtime.stack import build_local_stack
+    from stackray.runtime.graph import build_local_stack
 
     stack = parse_config(
         {

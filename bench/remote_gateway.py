@@ -16,7 +16,7 @@ machine's load hits each alike; figures are medians over rounds. The load genera
 own CPU per request is reported, to show it is not what limits the figures.
 
     python bench/remote_gateway.py [--quick] [--json PATH] [--duration S] [--rounds N]
-        [--gateway-replicas N] [--inference-replicas N] [--load-procs N]
+        [--gateway-replicas N] [--load-procs N]
 """
 
 from __future__ import annotations
@@ -272,7 +272,7 @@ def measure(
 # ---- the stack ----------------------------------------------------------------------------------
 
 
-def stack_main(backend_urls: dict[str, str], gateway: int, inference: int) -> int:
+def stack_main(backend_urls: dict[str, str], gateway: int) -> int:
     with tempfile.TemporaryDirectory(prefix="stackray-bench-remote-") as tmp:
         providers = [
             {
@@ -283,10 +283,8 @@ def stack_main(backend_urls: dict[str, str], gateway: int, inference: int) -> in
             for name in BACKENDS
         ]
         models = [{"model_id": _model(n), "provider_id": n, "model_type": "llm"} for n in BACKENDS]
-        deployments = {
-            "gateway": {"num_replicas": gateway},
-            "inference": {"num_replicas": inference},
-        }
+        # The inference router runs in each gateway replica: nothing else to deploy.
+        deployments = {"gateway": {"num_replicas": gateway}}
         config = c.stack_config(tmp, providers, models, deployments=deployments)
         with c.running_stack(config) as url:
             print(MARK + json.dumps({"url": url}), flush=True)
@@ -339,7 +337,6 @@ def _short(name: str) -> str:
     for key, short in (
         ("Proxy", "proxy"),
         ("gateway", "gateway"),
-        ("inference", "inference"),
         ("driver", "stack driver"),
     ):
         if key in name:
@@ -365,7 +362,6 @@ def run(args: Any) -> dict[str, Any]:
                 "--stack",
                 json.dumps({n: b.url for n, b in backends.items()}),
                 str(args.gateway_replicas),
-                str(args.inference_replicas),
             ],
             env=env,
         )
@@ -496,22 +492,19 @@ def main() -> int:
         url, path, body, conc, start_at, stop_at, out = sys.argv[2:9]
         return load_main(url, path, body, int(conc), float(start_at), float(stop_at), out)
     if len(sys.argv) > 1 and sys.argv[1] == "--stack":
-        return stack_main(json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        return stack_main(json.loads(sys.argv[2]), int(sys.argv[3]))
     parser = c.base_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--gateway-replicas", type=int, default=2)
-    parser.add_argument("--inference-replicas", type=int, default=2)
     parser.add_argument("--load-procs", type=int, default=2, help="load processes per cell")
     parser.add_argument("--throughput-optimized", default="1", choices=["0", "1"])
-    c.add_in_gateway_arg(parser)
     args = parser.parse_args()
-    c.apply_in_gateway_arg(args)
     if args.quick:
         args.duration, args.rounds = 2.0, 1
     print(c.describe_environment(), flush=True)
     print(
-        f"gateway replicas {args.gateway_replicas}, inference replicas {args.inference_replicas}, "
+        f"gateway replicas {args.gateway_replicas}, "
         f"RAY_SERVE_THROUGHPUT_OPTIMIZED={args.throughput_optimized}, {args.load_procs} load processes",
         flush=True,
     )

@@ -150,7 +150,7 @@ async def measure_router(
         RegisterVectorDbRequest,
     )
     from stackray.runtime.config import parse_config
-    from stackray.runtime.stack import build_local_stack
+    from stackray.runtime.graph import build_local_stack
 
     stack = parse_config(
         {
@@ -219,12 +219,13 @@ async def measure_router(
 
 def measure_hop(n: int, chunks: list[Any], queries: np.ndarray, rounds: int) -> dict[str, Any]:
     """faiss flat queried in this process vs through a Serve handle to the real
-    `ModelServerDeployment` hosting it (what `model_server=True` costs per call on CPU)."""
+    `ProviderDeployment` hosting it (what running in its own deployment costs per call on
+    CPU)."""
     import ray
     from ray import serve
 
     from stackray.api.vector_io import VectorDB
-    from stackray.deployments.model_server import ModelServerDeployment
+    from stackray.deployments.provider import ProviderDeployment
 
     vdb = VectorDB(
         identifier="bench",
@@ -247,9 +248,9 @@ def measure_hop(n: int, chunks: list[Any], queries: np.ndarray, rounds: int) -> 
         }
         ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False, logging_level="WARNING")
         try:
-            app = serve.deployment(name="model-faiss", ray_actor_options={"num_cpus": 0})(
-                ModelServerDeployment
-            ).bind(config, "vector_io", "faiss")
+            app = serve.deployment(name="index-faiss", ray_actor_options={"num_cpus": 0})(
+                ProviderDeployment
+            ).bind(config, "vector_io", "faiss", "index-faiss")
             handle = serve.run(app, name="hop", route_prefix=None)
 
             async def main() -> None:

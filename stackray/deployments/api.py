@@ -1,7 +1,7 @@
 """`ApiDeployment`: one Serve deployment class for every API.
 
-A replica builds its API's router (`stackray.runtime.routers.ROUTERS`) with the APIs it
-depends on reached through their deployment handles, and serves the router's public
+A replica builds its API's router (`stackray.runtime.graph.build_api`) over clients of
+the API deployments and provider deployments it calls, and serves the router's public
 methods through the `Dispatcher` entry points.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from stackray.api.datatypes import Api
-from stackray.deployments.backends import ApiClient, Dispatcher, as_backend
+from stackray.deployments.handles import Dispatcher, handle_client
 from stackray.deployments.logs import quiet_client_errors
 from stackray.runtime import telemetry
 from stackray.runtime.config import parse_config
-from stackray.runtime.routers import build_router
+from stackray.runtime.graph import build_api, stack_graph
 
 
 class ApiDeployment(Dispatcher):
@@ -24,26 +24,25 @@ class ApiDeployment(Dispatcher):
         self,
         config: dict[str, Any],
         api: str,
-        deps: dict[str, Any],
-        model_servers: dict[str, Any] | None = None,
+        apis: dict[str, Any],
+        servers: dict[str, Any],
     ) -> None:
         quiet_client_errors()
         stack = parse_config(config, "<deployed config>")
-        self.api = Api(api)
-        telemetry.configure(stack, api.replace("_", "-"))
-        clients = {Api(name): ApiClient(as_backend(handle), name) for name, handle in deps.items()}
-        self._router = await build_router(stack, self.api, clients, model_servers or {})
+        node = next(n for n in stack_graph(stack).apis if n.api == Api(api))
+        telemetry.configure(stack, node.name)
+        self._router = await build_api(
+            stack,
+            node,
+            {Api(name): handle_client(h, name) for name, h in apis.items()},
+            {pid: handle_client(h, pid) for pid, h in servers.items()},
+        )
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._router, name)
-
-    async def health(self) -> None:
-        check = getattr(self._router, "health", None)
-        if check is not None:
-            await check()
+    def _target(self) -> Any:
+        return self._router
 
     async def check_health(self) -> None:
         """Serve's replica health check."""
-        await self.health()
+        check = getattr(self._router, "health", None)
+        if check is not None:
+            await check()

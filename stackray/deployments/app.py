@@ -13,45 +13,52 @@ import os
 from typing import Any
 
 from stackray.api.datatypes import Api
-from stackray.providers.registry import check_hosts, serve_options, spec_for
+from stackray.deployments.handles import Dispatcher
+from stackray.providers.registry import spec_for
 from stackray.runtime.config import DeploymentOptions, StackConfig, parse_config
+from stackray.runtime.graph import GATEWAY, deployment_name, stack_graph
+from stackray.runtime.provider_config import check_hosts, serve_options
 
-GATEWAY = "gateway"
 
+class Gateway(Dispatcher):
+    """The HTTP ingress replica: builds the FastAPI app over clients of the API
+    deployments and its own inference router (over the inference model servers), so a
+    chat request goes from here straight to the model server.
 
-class Gateway:
-    """The HTTP ingress replica: builds the FastAPI app around handles to the API deployments.
-
-    With ``deployments.inference.in_gateway`` it also builds its own inference router over
-    `model_servers` (the inference model servers' handles) and serves the inference routes
-    with it, in this process; the inference deployment stays, for the APIs that call it,
-    and `/v1/health` still asks it too."""
+    Handle callers outside the stack's deployments (the ingestion job) reach that
+    inference router through the `Dispatcher` entry points."""
 
     async def __init__(  # type: ignore[misc]
         self,
         config: dict[str, Any],
-        backends: dict[str, Any],
-        model_servers: dict[str, Any] | None = None,
+        apis: dict[str, Any],
+        servers: dict[str, Any],
     ) -> None:
-        self._stack = parse_config(config, "<deployed config>")
-        self._backends = dict(backends)
-        self._health_extra: dict[str, Any] = {}
+        from stackray.deployments.handles import handle_client
         from stackray.runtime import telemetry
+        from stackray.runtime.graph import build_gateway_clients, stack_graph
 
+        self._stack = parse_config(config, "<deployed config>")
         telemetry.configure(self._stack, GATEWAY)
-        if model_servers is not None and Api.inference.value in self._backends:
-            from stackray.deployments.backends import LocalBackend
-            from stackray.runtime.stack import build_inference_router
+        self._clients = await build_gateway_clients(
+            self._stack,
+            stack_graph(self._stack),
+            {Api(name): handle_client(h, name) for name, h in apis.items()},
+            {pid: handle_client(h, pid) for pid, h in servers.items()},
+        )
 
-            name = Api.inference.value
-            router = await build_inference_router(self._stack, model_servers)
-            self._health_extra[name] = self._backends[name]
-            self._backends[name] = LocalBackend(router, name, colocated=True)
+    def _target(self) -> Any:
+        from stackray.api.errors import NotFoundError
+
+        client = self._clients.get(Api.inference.value)
+        if client is None:
+            raise NotFoundError("this stack does not serve the inference API")
+        return client
 
     def __serve_build_asgi_app__(self) -> Any:
         from stackray.deployments.gateway import create_gateway_app
 
-        return create_gateway_app(self._stack, self._backends, health_extra=self._health_extra)
+        return create_gateway_app(self._stack, self._clients)
 
 
 def cluster_has_gpus() -> bool:
@@ -89,10 +96,8 @@ def cluster_gpu_count() -> float | None:
         return None
 
 
-def model_server_defaults(
-    gpus: bool, provider_options: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Serve options of a model server: one CPU (and a GPU when the cluster has one),
+def provider_defaults(gpus: bool, provider_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Serve options of a provider deployment: one CPU (and a GPU when the cluster has one),
     updated with what the provider asks for (`ProviderSpec.serve_options`: its GPUs, a
     placement group for tensor parallelism ...)."""
     actor: dict[str, Any] = {"num_cpus": 1, "num_gpus": 1} if gpus else {"num_cpus": 1}
@@ -113,59 +118,58 @@ ROUTER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def deployment_name(api: Api) -> str:
-    """The Serve deployment serving `api` (``vector_io`` -> ``vector-io``)."""
-    return api.value.replace("_", "-")
-
-
 def build_app_from_config(
     stack: StackConfig, raw: dict[str, Any], gpus: bool | None = None, *, host_checks: bool = True
 ) -> Any:
-    """The Serve graph: model servers, then one deployment per routed API (each bound to
-    the deployments it calls), then the gateway bound to them all.
+    """The Serve graph of `stack_graph(stack)`: provider deployments, then one deployment
+    per API (bound to the deployments it calls), then the gateway bound to them all.
 
     `host_checks` first checks that the providers can run on the Ray cluster (or this
     machine, outside Ray): a provider needing GPUs there are not is a `ConfigError`."""
     from ray import serve
 
     from stackray.deployments.api import ApiDeployment
-    from stackray.deployments.model_server import ModelServerDeployment
-    from stackray.runtime.routers import router_dependencies, router_order
+    from stackray.deployments.provider import ProviderDeployment
 
     gpus = cluster_has_gpus() if gpus is None else gpus
     if host_checks:
         check_hosts(stack, cluster_gpu_count())
+    graph = stack_graph(stack)
+    servers: dict[str, Any] = {}
+    for node in graph.providers:
+        provider = next(
+            p for p in stack.providers_of(node.api) if p.provider_id == node.provider_id
+        )
+        spec = spec_for(provider, node.api)
+        dep = _deployment(
+            ProviderDeployment,
+            node.name,
+            stack.deployment_options(node.provider_id),
+            provider_defaults(gpus, serve_options(spec, provider.config)),
+        )
+        servers[node.provider_id] = dep.bind(raw, node.api.value, node.provider_id, node.name)
     bound: dict[Api, Any] = {}
-    inference_servers: dict[str, Any] = {}
-    for api in router_order(stack):
-        model_servers = {}
-        for provider in stack.providers_of(api):
-            spec = spec_for(provider, api)
-            if spec.model_server:
-                dep = _deployment(
-                    ModelServerDeployment,
-                    f"model-{provider.provider_id}",
-                    stack.deployment_options(provider.provider_id),
-                    model_server_defaults(gpus, serve_options(spec, provider.config)),
-                )
-                model_servers[provider.provider_id] = dep.bind(raw, api.value, provider.provider_id)
-        deps = {dep.value: bound[dep] for dep in router_dependencies(stack, api)}
+    for api_node in graph.apis:
+        assert api_node.api is not None
         deployment = _deployment(
             ApiDeployment,
-            deployment_name(api),
-            stack.deployment_options(api.value),
+            api_node.name,
+            stack.deployment_options(api_node.api.value),
             ROUTER_DEFAULTS,
         )
-        bound[api] = deployment.bind(raw, api.value, deps, model_servers)
-        if api is Api.inference:
-            inference_servers = model_servers
+        bound[api_node.api] = deployment.bind(
+            raw,
+            api_node.api.value,
+            {a.value: bound[a] for a in api_node.calls},
+            {pid: servers[pid] for pid in api_node.servers},
+        )
     gateway_cls = serve.ingress()(Gateway)
     gateway = _deployment(gateway_cls, GATEWAY, stack.deployment_options(GATEWAY), ROUTER_DEFAULTS)
-    backends = {api.value: b for api, b in bound.items()}
-    if stack.inference_in_gateway:
-        # The gateway's own inference router calls the same model servers.
-        return gateway.bind(raw, backends, inference_servers)
-    return gateway.bind(raw, backends)
+    return gateway.bind(
+        raw,
+        {a.value: b for a, b in bound.items()},
+        {pid: servers[pid] for pid in graph.gateway.servers},
+    )
 
 
 def resolved_config(args: dict[str, Any]) -> tuple[StackConfig, dict[str, Any]]:
@@ -203,4 +207,4 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
     return build_app_from_config(stack, raw)
 
 
-__all__ = ["build_app", "build_app_from_config", "Gateway"]
+__all__ = ["build_app", "build_app_from_config", "deployment_name", "Gateway"]

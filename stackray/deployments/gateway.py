@@ -2,8 +2,8 @@
 
 Routes requests to the API deployments, validates bodies against the API models, maps
 `StackError`s to HTTP statuses in one place, and turns streamed responses into
-server-sent events. `create_gateway_app` builds the app from backends (deployment handles
-under Serve, in-process routers in unit tests), so the same routes are tested both ways.
+server-sent events. `create_gateway_app` builds the app over `ApiClient`s (of deployments
+under Serve, of in-process routers in unit tests), so the same routes are tested both ways.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from stackray import __version__
 from stackray.api.datatypes import Api
-from stackray.api.errors import BadRequestError, NotFoundError, ServiceUnavailableError, StackError
+from stackray.api.errors import BadRequestError, NotFoundError, StackError
 from stackray.api.inspect import (
     HealthInfo,
     HealthStatus,
@@ -29,10 +29,11 @@ from stackray.api.inspect import (
     RouteInfo,
     VersionInfo,
 )
-from stackray.deployments.backends import Backend, as_backend, is_unavailable, unwrap
 from stackray.deployments.routes import Routes, json_response, register_all
 from stackray.runtime import telemetry
+from stackray.runtime.calls import ApiClient
 from stackray.runtime.config import StackConfig
+from stackray.runtime.errors import to_stack_error
 from stackray.runtime.request_context import (
     PROVIDER_DATA_HEADER,
     RequestContext,
@@ -56,18 +57,6 @@ def error_body(err: StackError) -> dict[str, Any]:
     if err.field is not None:
         body["param"] = err.field
     return {"error": body, "detail": err.message}
-
-
-def to_stack_error(exc: BaseException) -> StackError:
-    exc = unwrap(exc)
-    if isinstance(exc, StackError):
-        return exc
-    if is_unavailable(exc):
-        return ServiceUnavailableError(
-            f"the stack is overloaded or restarting, retry later ({type(exc).__name__})"
-        )
-    logger.exception("unexpected error", exc_info=exc)
-    return StackError(f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _redact(value: Any, key: str = "") -> Any:
@@ -158,15 +147,14 @@ class RequestContextMiddleware:
             request_context_var.reset(token)
 
 
-def create_gateway_app(
-    stack: StackConfig, backends: dict[str, Any], health_extra: dict[str, Any] | None = None
-) -> FastAPI:
-    """The HTTP surface of the stack. `backends` maps API names to handles or objects;
-    `health_extra`, deployments `/v1/health` also waits for that serve no route here (the
-    inference deployment when the gateway runs its own inference router)."""
+def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> FastAPI:
+    """The HTTP surface of the stack over `clients`, by API name (what
+    `stackray.runtime.graph.build_gateway_clients` builds)."""
     app = FastAPI(title="stackray", version=__version__, docs_url="/docs", redoc_url=None)
-    b: dict[str, Backend] = {name: as_backend(target, name) for name, target in backends.items()}
-    extra: list[Backend] = [as_backend(t, n) for n, t in (health_extra or {}).items()]
+    for name, client in clients.items():
+        if not isinstance(client, ApiClient):
+            raise TypeError(f"the gateway calls APIs through ApiClients; {name} is {client!r}")
+    b = dict(clients)
     served = set(stack.apis)
     route_apis: dict[str, Api] = {}
 
@@ -186,7 +174,7 @@ def create_gateway_app(
         err = to_stack_error(exc)
         return JSONResponse(status_code=err.status_code, content=error_body(err))
 
-    def backend(api: str) -> Backend:
+    def backend(api: str) -> ApiClient:
         if api not in b:
             raise NotFoundError(
                 f"the {api} API is not served by this stack (apis: {', '.join(sorted(a.value for a in served))})"
@@ -195,8 +183,7 @@ def create_gateway_app(
 
     async def call(api: str, method: str, *args: Any) -> Any:
         try:
-            ctx = telemetry.outgoing(request_context_var.get())
-            return await backend(api).call(method, *args, ctx=ctx)
+            return await getattr(backend(api), method)(*args)
         except StackError:
             raise
         except Exception as exc:
@@ -204,8 +191,7 @@ def create_gateway_app(
 
     async def stream(api: str, method: str, *args: Any, openai: bool = False) -> Response:
         try:
-            ctx = telemetry.outgoing(request_context_var.get())
-            agen = backend(api).stream(method, *args, ctx=ctx)
+            agen = getattr(backend(api), method)(*args)
             return await stream_response(agen, openai=openai)
         except StackError:
             raise
@@ -220,7 +206,6 @@ def create_gateway_app(
         # a first start) a readiness probe must not send traffic here.
         try:
             checks = [call(api, "health") for api in b]
-            checks += [e.call("health", ctx=request_context_var.get()) for e in extra]
             await asyncio.wait_for(asyncio.gather(*checks), HEALTH_TIMEOUT_S)
         except Exception as exc:
             logger.info("health check failed: %s", exc)

@@ -6,7 +6,7 @@
 Reads a folder (every file under it, recursively: text, markdown, HTML, PDF, JSON ...) or a
 JSONL / Parquet dataset (one document per row: ``--text-column``, optional
 ``--id-column``), converts and chunks the documents by tokens in parallel Ray tasks, embeds
-the chunks in batches of ``--batch-size`` on the stack's inference deployment from
+the chunks in batches of ``--batch-size`` through the gateway's inference router from
 ``--workers`` concurrent embedding workers (Ray Data actors), and inserts the pre-embedded
 chunks into the vector db in batches of ``--insert-batch-size``. Ray Data shows its
 progress bar; the job prints a line per insert batch and a JSON summary at the end.
@@ -162,7 +162,7 @@ class StackAccess:
     def _call(self, deployment: str, method: str, arg: Any) -> Any:
         from ray import serve
 
-        from stackray.deployments.backends import unwrap
+        from stackray.runtime.errors import unwrap
 
         if deployment not in self._handles:
             self._handles[deployment] = serve.get_deployment_handle(deployment, app_name=self.app)
@@ -196,7 +196,8 @@ class StackAccess:
         if self.url:
             body = request.model_dump(mode="json", exclude_none=True)
             return list(self._request("POST", "/v1/inference/embeddings", body)["embeddings"])
-        return list(self._call("inference", "embeddings", request).embeddings)
+        # The gateway's inference router reaches the embedding model's server.
+        return list(self._call("gateway", "embeddings", request).embeddings)
 
     def insert(self, vector_db_id: str, chunks: list[Chunk]) -> None:
         request = InsertChunksRequest(vector_db_id=vector_db_id, chunks=chunks)
@@ -280,8 +281,8 @@ def chunk_document(
 
 
 class Embedder:
-    """A Ray Data worker: embeds the chunks of a batch on the stack's inference
-    deployment (or API) and puts the embeddings into their JSON."""
+    """A Ray Data worker: embeds the chunks of a batch through the stack's gateway (its
+    inference router, or the HTTP API) and puts the embeddings into their JSON."""
 
     def __init__(self, app: str, url: str | None, model: str) -> None:
         self.stack = StackAccess(app, url)

@@ -1,4 +1,4 @@
-"""Every provider as data.
+"""Every provider as data, and its lookup (`spec_for`).
 
 A provider is named by `provider_type` (``inline::transformers``, ``remote::vllm``) and
 described by a `ProviderSpec`: the class implementing it, its config class, the other APIs
@@ -15,14 +15,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
-
 from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
 from stackray.providers.spec import ProviderSpec
 
 if TYPE_CHECKING:
-    from stackray.runtime.config import Provider, StackConfig
+    from stackray.runtime.config import Provider
 
 
 # One module per API under `stackray.providers.specs`, each defining `SPECS`.
@@ -103,83 +101,3 @@ def spec_for(provider: Provider, api: Api) -> ProviderSpec:
             f"provider_type {provider.provider_type!r} implements {spec.api.value}, not {api.value}"
         )
     return spec
-
-
-def parse_provider_config(spec: ProviderSpec, raw: dict[str, Any]) -> BaseModel:
-    config_cls = import_object(spec.config_class)
-    return config_cls.model_validate(raw)
-
-
-def validate_providers(config: StackConfig, source: str) -> None:
-    """Check every provider of the served APIs: type known, ids unique, config valid, deps served."""
-    from stackray.runtime.config import format_validation_error
-
-    # provider_id is unique within an API (Llama Stack configs reuse `meta-reference`
-    # across APIs); model servers are also unique across APIs: each is a deployment
-    # named after its provider_id.
-    seen: dict[tuple[Api, str], str] = {}
-    model_servers: dict[str, str] = {}
-    served = set(config.apis)
-    for api, providers in config.providers.items():
-        if api not in served:
-            continue
-        for i, provider in enumerate(providers):
-            where = f"providers.{api.value}[{i}]"
-            if (api, provider.provider_id) in seen:
-                raise ConfigError(
-                    f"{source}: {where}.provider_id: {provider.provider_id!r} is already used by {seen[api, provider.provider_id]}"
-                )
-            seen[api, provider.provider_id] = where
-            try:
-                spec = spec_for(provider, api)
-            except ConfigError as e:
-                raise ConfigError(f"{source}: {where}: {e}") from None
-            if spec.model_server:
-                if provider.provider_id in model_servers:
-                    raise ConfigError(
-                        f"{source}: {where}.provider_id: {provider.provider_id!r} names a model "
-                        f"server, and {model_servers[provider.provider_id]} already has that id"
-                    )
-                model_servers[provider.provider_id] = where
-            try:
-                parse_provider_config(spec, provider.config)
-            except ValidationError as e:
-                raise ConfigError(format_validation_error(e, source, f"{where}.config")) from None
-            missing = [d.value for d in spec.api_dependencies if d not in served]
-            if missing:
-                raise ConfigError(
-                    f"{source}: {where}: {provider.provider_type} needs API(s) {', '.join(missing)}; add them to `apis`"
-                )
-    provider_ids = {p.provider_id for api in served for p in config.providers_of(api)}
-    for i, group in enumerate(config.tool_groups):
-        if group.provider_id not in provider_ids:
-            raise ConfigError(
-                f"{source}: tool_groups[{i}].provider_id: no provider {group.provider_id!r} "
-                f"(providers: {', '.join(sorted(provider_ids)) or 'none'})"
-            )
-    for i, model in enumerate(config.models):
-        if model.provider_id is not None and model.provider_id not in provider_ids:
-            raise ConfigError(
-                f"{source}: models[{i}].provider_id: no provider {model.provider_id!r} "
-                f"(providers: {', '.join(sorted(provider_ids)) or 'none'})"
-            )
-
-
-def check_hosts(config: StackConfig, gpus: float | None = None) -> None:
-    """Run the host checks of the served providers (`ProviderSpec.host_check`): raise
-    `ConfigError` for one that cannot run on this machine (`gpus` None) or cluster."""
-    for api in config.apis:
-        for provider in config.providers_of(api):
-            spec = spec_for(provider, api)
-            if spec.host_check is None:
-                continue
-            check = import_object(spec.host_check)
-            check(provider.provider_id, parse_provider_config(spec, provider.config), gpus)
-
-
-def serve_options(spec: ProviderSpec, raw: dict[str, Any]) -> dict[str, Any]:
-    """The Serve options a model-server provider asks for (`ProviderSpec.serve_options`)."""
-    if spec.serve_options is None:
-        return {}
-    options: dict[str, Any] = import_object(spec.serve_options)(parse_provider_config(spec, raw))
-    return options

@@ -6,6 +6,13 @@ from dataclasses import dataclass
 
 from stackray.api.datatypes import Api
 
+MODEL = "model"
+"""A provider deployment holding a model (generation, embeddings, a classifier)."""
+INDEX = "index"
+"""A provider deployment owning vector indexes (one process per index, so replicas agree)."""
+DATABASE = "database"
+"""A provider deployment owning an embedded database (one process per data directory)."""
+
 
 @dataclass(frozen=True)
 class ProviderSpec:
@@ -20,12 +27,15 @@ class ProviderSpec:
     api_dependencies: tuple[Api, ...] = ()
     optional_api_dependencies: tuple[Api, ...] = ()
     pip_packages: tuple[str, ...] = ()
-    model_server: bool = False
-    """Runs in its own Serve deployment (on a GPU when the cluster has one) instead of in-process."""
+    deployment: str | None = None
+    """What the provider holds when it runs in its own Serve deployment (on a GPU when the
+    cluster has one) instead of in each process that calls it: `MODEL`, `INDEX` or
+    `DATABASE`; the deployment is named ``<deployment>-<provider_id>`` (``model-transformers``,
+    ``index-faiss``, ``database-chromadb``). None: instantiated in the caller's process."""
     description: str = ""
     serve_options: str | None = None
     """``module:function``: ``function(config) -> dict`` of Serve options (resources,
-    placement group) for the provider's model-server deployment, under the run config's
+    placement group) for the provider's own deployment, under the run config's
     own `deployments` options."""
     host_check: str | None = None
     """``module:function``: ``function(provider_id, config, gpus)`` raising `ConfigError`

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
+from stackray.runtime.config_errors import format_validation_error
 from stackray.runtime.envsubst import interpolate
+from stackray.runtime.provider_config import validate_providers
 from stackray.runtime.storage import SqliteStoreConfig, StoreConfig
 
 DEFAULT_PORT = 8321
@@ -202,21 +211,10 @@ class DeploymentOptions(_Strict):
     graceful_shutdown_timeout_s: float | None = Field(
         default=None, ge=0, description="Drain time on shutdown."
     )
-    in_gateway: bool = Field(
-        default=False,
-        description=(
-            "Only under 'inference': also run the inference router inside each gateway "
-            "replica, so that the gateway's inference requests skip the hop to the "
-            "inference deployment (which still serves the other APIs). Not a Serve option."
-        ),
-    )
-
-    # Fields that are stackray's own, not Ray Serve options.
-    _NOT_SERVE: ClassVar[frozenset[str]] = frozenset({"in_gateway"})
 
     def to_serve_options(self) -> dict[str, Any]:
         """The keyword arguments for `serve.deployment(...).options(...)`."""
-        opts = self.model_dump(exclude_none=True, exclude=set(self._NOT_SERVE))
+        opts = self.model_dump(exclude_none=True)
         if "ray_actor_options" in opts:
             opts["ray_actor_options"] = {
                 k: v for k, v in opts["ray_actor_options"].items() if v is not None
@@ -297,15 +295,51 @@ class StackConfig(_Strict):
 
     @field_validator("deployments")
     @classmethod
-    def _in_gateway_only_for_inference(
+    def _no_inference_deployment(
         cls, deployments: dict[str, DeploymentOptions]
     ) -> dict[str, DeploymentOptions]:
-        for name, options in deployments.items():
-            if options.in_gateway and name != Api.inference.value:
-                raise ValueError(
-                    f"{name}.in_gateway: only the 'inference' deployment can run in the gateway"
-                )
+        # Options for a deployment that does not exist would be silently ignored.
+        if Api.inference.value in deployments:
+            raise ValueError(
+                "inference: the inference API has no deployment of its own (its router runs "
+                "in the gateway and in each deployment that calls inference); set options "
+                "on 'gateway', or on a model server by its provider_id"
+            )
         return deployments
+
+    @model_validator(mode="after")
+    def _nothing_parsed_and_ignored(self) -> StackConfig:
+        """Fields of Llama Stack's run config that this version does not act on are
+        refused, naming the field: accepted and ignored, auth would be a security trap."""
+        server = self.server
+        if server.auth is not None:
+            raise ValueError(
+                "server.auth: authentication is not implemented in this version; remove "
+                "the field (requests would not be authenticated) and put the stack behind "
+                "an authenticating proxy"
+            )
+        for name in ("tls_certfile", "tls_keyfile", "tls_cafile"):
+            if getattr(server, name) is not None:
+                raise ValueError(
+                    f"server.{name}: TLS is not terminated by this version; remove the field "
+                    "and terminate TLS in front of the stack (load balancer, ingress)"
+                )
+        if server.disable_ipv6 and ":" in server.host:
+            raise ValueError(
+                f"server.disable_ipv6: the server binds {server.host!r}, an IPv6 address; "
+                "bind an IPv4 address (e.g. 0.0.0.0) instead"
+            )
+        for name, api in (
+            ("datasets", Api.datasetio),
+            ("scoring_fns", Api.scoring),
+            ("benchmarks", Api.eval),
+        ):
+            if getattr(self, name):
+                raise ValueError(
+                    f"{name}: the {api.value} API is not served by this version, so "
+                    f"{name} cannot be registered; remove the section"
+                )
+        return self
 
     # ---- derived settings -------------------------------------------------------------
 
@@ -328,27 +362,6 @@ class StackConfig(_Strict):
     def deployment_options(self, name: str) -> DeploymentOptions:
         return self.deployments.get(name, DeploymentOptions())
 
-    @property
-    def inference_in_gateway(self) -> bool:
-        """Whether each gateway replica runs its own inference router
-        (`deployments.inference.in_gateway`)."""
-        return Api.inference in self.apis and self.deployment_options("inference").in_gateway
-
-
-def format_validation_error(err: ValidationError, source: str, prefix: str = "") -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in e["loc"])
-        loc = loc.replace(".[", "[")
-        if prefix:
-            loc = f"{prefix}.{loc}" if loc else prefix
-        got = e.get("input")
-        got_text = ""
-        if e["type"] not in ("missing",) and not isinstance(got, dict | list):
-            got_text = f" (got {got!r})"
-        lines.append(f"{source}: {loc or '<root>'}: {e['msg']}{got_text}")
-    return "\n".join(lines)
-
 
 def parse_config(
     data: Any, source: str = "<config>", env: dict[str, str] | None = None
@@ -366,9 +379,6 @@ def parse_config(
         config = StackConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None
-    # Imported here: the registry imports provider config classes, which import this module.
-    from stackray.providers.registry import validate_providers
-
     validate_providers(config, source)
     return config
 

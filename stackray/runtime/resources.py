@@ -6,11 +6,14 @@ every other replica at once; there is no per-process cache to invalidate.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
-from stackray.runtime.storage import KVStore
+from stackray.runtime.storage import KVStore, open_kvstore
+
+if TYPE_CHECKING:
+    from stackray.runtime.config import StackConfig
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -41,3 +44,8 @@ class ResourceRegistry:
 
     def list(self, cls: type[R], kind: str) -> list[R]:
         return [cls.model_validate_json(v) for _, v in self.store.list(f"resource:{kind}:")]
+
+
+def open_registry(stack: StackConfig) -> ResourceRegistry:
+    """The stack's resource registry, in its metadata store."""
+    return ResourceRegistry(open_kvstore(stack.metadata_store_config()))

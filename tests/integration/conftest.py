@@ -32,11 +32,9 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, base_url: str, data_dir: Path, inference_in_gateway: bool = False) -> None:
+    def __init__(self, base_url: str, data_dir: Path) -> None:
         self.base_url = base_url
         self.data_dir = data_dir
-        # deployments.inference.in_gateway of the served config.
-        self.inference_in_gateway = inference_in_gateway
 
     def client(self):
         from llama_stack_client import LlamaStackClient
@@ -56,7 +54,9 @@ def stack_config(data_dir: Path, port: int) -> dict:
     raw = yaml.safe_load(resolve_config_path("local").read_text())
     raw["storage"] = {"data_dir": str(data_dir)}
     raw["server"] = {"port": port, "host": "127.0.0.1"}
-    raw["deployments"]["inference"] = {**raw["deployments"]["inference"], "num_replicas": 2}
+    # Two gateways, each with its own inference router over the model servers: a model
+    # registered through one is served by the other at once.
+    raw["deployments"]["gateway"] = {"num_replicas": 2}
     raw["deployments"]["vector_io"] = {"num_replicas": 2}
     # The external echo provider: a fast, deterministic second inference provider.
     raw["providers"]["inference"].append(
@@ -83,11 +83,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     serve.run(build_app({"stack": raw}), name="stackray", route_prefix="/")
     print(f"stack ready in {time.monotonic() - started:.1f}s")
     try:
-        yield Stack(
-            f"http://127.0.0.1:{port}",
-            data_dir,
-            bool(raw["deployments"]["inference"].get("in_gateway")),
-        )
+        yield Stack(f"http://127.0.0.1:{port}", data_dir)
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -72,10 +72,10 @@ def test_register_use_unregister_across_replicas(stack):
         assert all(pool.map(gone, range(24)))
 
 
-def test_both_inference_replicas_answer(stack):
+def test_both_gateway_replicas_answer(stack):
     from ray import serve
 
-    status = serve.status().applications["stackray"].deployments["inference"]
+    status = serve.status().applications["stackray"].deployments["gateway"]
     assert status.replica_states.get("RUNNING") == 2
 
 

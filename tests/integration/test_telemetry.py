@@ -1,7 +1,6 @@
 """Telemetry through the real Serve stack and the real `llama-stack-client`: one trace per
-request across the gateway, the inference router (in the gateway replica with
-`deployments.inference.in_gateway`, else its own deployment) and model-server replicas, queried back through the
-client's telemetry calls; token metrics of the requests just made."""
+request across the gateway, the inference router (in the gateway replica) and
+model-server replicas, queried back through the client's telemetry calls; token metrics of the requests just made."""
 
 from __future__ import annotations
 
@@ -58,11 +57,9 @@ def test_chat_completion_is_one_trace_across_deployments(stack):
     assert {s.trace_id for s in spans} == {trace_id}
     deployments = {s.attributes["stackray.deployment"] for s in spans}
     assert {"gateway", "model-transformers"} <= deployments
-    # The inference router's work: in the gateway replica with `in_gateway`, else in the
-    # inference deployment's; a span named after the API either way.
+    # The inference router's work runs in the gateway replica: a span named after the API.
     router_span = next(s for s in spans if s.name == "inference.chat_completion")
-    router_process = "gateway" if stack.inference_in_gateway else "inference"
-    assert router_span.attributes["stackray.deployment"] == router_process
+    assert router_span.attributes["stackray.deployment"] == "gateway"
     assert all(s.attributes.get("stackray.replica") for s in spans)
     names = {s.name for s in spans}
     assert "POST /v1/inference/chat-completion" in names
@@ -74,7 +71,7 @@ def test_chat_completion_is_one_trace_across_deployments(stack):
             assert s.parent_span_id in by_id, s.name
     provider = next(s for s in spans if s.name == "provider.transformers.chat_completion")
     assert provider.attributes["stackray.model_id"] == MODEL
-    assert provider.attributes["stackray.deployment"] == router_process
+    assert provider.attributes["stackray.deployment"] == "gateway"
     # The model server's span is a child of the provider span, in the same trace.
     model_span = next(s for s in spans if s.name == "model-transformers.chat_completion")
     assert model_span.parent_span_id == provider.span_id

@@ -24,9 +24,11 @@ from typing import Any
 
 from stackray.api.datatypes import Api
 from stackray.deployments.gateway import create_gateway_app
+from stackray.runtime.calls import ApiClient, local_client
 from stackray.runtime.config import parse_config
+from stackray.runtime.graph import build_local_stack
 from stackray.runtime.routers import build_router
-from stackray.runtime.stack import build_inference_router, build_local_stack
+from stackray.runtime.routers.inference import build_router as build_inference_router
 from tests.unit.agent_standins import StandInSafety, StandInToolRuntime, StandInVectorIO
 from tests.unit.remote_servers import FakeService
 from tests.unit.scripted_model import ScriptedModel
@@ -83,8 +85,8 @@ class AgentsStack:
     safety: StandInSafety | None
     tools: StandInToolRuntime | None
     vector_io: StandInVectorIO | None
-    routers: dict[str, Any] = field(default_factory=dict)
-    """Every router of the stack by API name (`start_real_stack`)."""
+    routers: dict[str, ApiClient] = field(default_factory=dict)
+    """A client of every API of the stack by name (`start_real_stack`)."""
     closed: bool = field(default=False)
 
     @property
@@ -100,8 +102,8 @@ class AgentsStack:
         if not self.closed:
             self.server.stop()
             self.agents.close()
-            for name, router in self.routers.items():
-                close = getattr(router, "close", None)
+            for name, client in self.routers.items():
+                close = getattr(getattr(client.transport, "target", None), "close", None)
                 if name != "agents" and close is not None:
                     close()
             self.closed = True
@@ -109,14 +111,15 @@ class AgentsStack:
 
 async def _build(config: dict[str, Any], standins: bool) -> tuple[Any, Any, dict[Api, Any]]:
     stack = parse_config(config)
-    inference = await build_inference_router(stack)
+    inference = await build_inference_router(stack, {})
     deps: dict[Api, Any] = {Api.inference: inference}
     if standins:
         vector_io = StandInVectorIO()
         deps[Api.vector_io] = vector_io
         deps[Api.tool_runtime] = StandInToolRuntime(vector_io)
         deps[Api.safety] = StandInSafety()
-    agents = await build_router(stack, Api.agents, deps)
+    clients = {api: local_client(target, api.value) for api, target in deps.items()}
+    agents = await build_router(stack, Api.agents, clients)
     return stack, agents, deps
 
 
@@ -129,11 +132,14 @@ def start_stack(
 ) -> AgentsStack:
     config = stack_config(model, data_dir, agents_config)
     stack, agents, deps = asyncio.run(_build(config, standins))
-    backends: dict[str, Any] = {"inference": deps[Api.inference], "agents": agents}
+    backends = {
+        "inference": local_client(deps[Api.inference], "inference"),
+        "agents": local_client(agents, "agents"),
+    }
     tools = deps.get(Api.tool_runtime)
     if tools is not None:
         # The `Agent` helper lists each toolgroup's tools at GET /v1/tools.
-        backends["tool_runtime"] = tools
+        backends["tool_runtime"] = local_client(tools, "tool_runtime")
     app = create_gateway_app(stack, backends)
     server = FakeService(lambda _svc: app).start()
     return AgentsStack(

@@ -34,7 +34,8 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from stackray.providers.registry import builtin_spec, import_object, parse_provider_config
+from stackray.providers.registry import builtin_spec, import_object
+from stackray.runtime.provider_config import parse_provider_config
 
 MODELS = ["served-model", "other-model"]
 

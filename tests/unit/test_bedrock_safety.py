@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
+from stackray.api.datatypes import Api
 from stackray.api.errors import (
     BadRequestError,
     NotFoundError,
@@ -21,7 +22,7 @@ from stackray.api.errors import (
 )
 from stackray.api.safety import OpenAIModerationRequest, RunShieldRequest
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_local_stack
+from stackray.runtime.routers import build_router
 
 USAGE = {
     "topicPolicyUnits": 1,
@@ -124,7 +125,7 @@ def router(tmp_path) -> Any:
             "storage": {"data_dir": str(tmp_path)},
         }
     )
-    return asyncio.run(build_local_stack(stack))["safety"]
+    return asyncio.run(build_router(stack, Api.safety, {}))
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ import ray
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from stackray.runtime.cli import main
+from stackray.cli import main
 from stackray.runtime.config import load_config
 
 CLUSTER = Path(__file__).resolve().parents[2] / "cluster"

@@ -11,7 +11,7 @@ import pytest
 from stackray.api.safety import RunShieldRequest
 from stackray.providers.inline.safety.code_scanner.impl import code_blocks
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_local_stack
+from stackray.runtime.graph import build_local_stack
 
 SHELL = "import subprocess\nsubprocess.call('ls ' + user_dir, shell=True)\n"
 MD5 = "import hashlib\ndigest = hashlib.md5(password.encode()).hexdigest()\n"

@@ -198,7 +198,7 @@ def test_deployment_options_to_serve():
     data = dict(
         MINIMAL,
         deployments={
-            "inference": {
+            "gateway": {
                 "num_replicas": 3,
                 "autoscaling_config": {"min_replicas": 1, "max_replicas": 4},
                 "ray_actor_options": {"num_cpus": 0.5},
@@ -206,7 +206,7 @@ def test_deployment_options_to_serve():
             }
         },
     )
-    opts = parse_config(data).deployment_options("inference").to_serve_options()
+    opts = parse_config(data).deployment_options("gateway").to_serve_options()
     assert "num_replicas" not in opts  # autoscaling wins
     assert opts["autoscaling_config"]["max_replicas"] == 4
     assert opts["ray_actor_options"] == {"num_cpus": 0.5}
@@ -219,7 +219,7 @@ def test_data_dir_default(tmp_path):
     assert str(config.metadata_store_config().db_path).endswith("registry.db")
 
 
-def test_provider_ids_are_unique_per_api_and_model_servers_across_apis(tmp_path):
+def test_provider_ids_are_unique_per_api_and_own_deployments_across_apis(tmp_path):
     # Llama Stack configs name both the agents and the telemetry provider `meta-reference`.
     data = dict(
         MINIMAL,
@@ -240,7 +240,7 @@ def test_provider_ids_are_unique_per_api_and_model_servers_across_apis(tmp_path)
     assert [p.provider_type for p in config.providers_of(Api.telemetry)] == [
         "inline::meta-reference"
     ]
-    # A model server is a deployment named after its provider_id: unique across APIs.
+    # A provider in its own deployment takes options by provider_id: unique across APIs.
     clash = dict(
         MINIMAL,
         apis=["inference", "vector_io"],
@@ -251,5 +251,45 @@ def test_provider_ids_are_unique_per_api_and_model_servers_across_apis(tmp_path)
             "vector_io": [{"provider_id": "shared", "provider_type": "inline::faiss"}],
         },
     )
-    with pytest.raises(ConfigError, match="model server"):
+    with pytest.raises(ConfigError, match="its own deployment"):
         load_config(str(write(tmp_path, clash)), env={})
+
+
+def test_options_for_an_inference_deployment_are_refused():
+    # Inference has no deployment of its own: options for it would be silently ignored.
+    with pytest.raises(
+        ConfigError, match="deployments: .*inference: the inference API has no deployment"
+    ):
+        parse_config(dict(MINIMAL, deployments={"inference": {"num_replicas": 2}}))
+
+
+def test_a_misspelt_deployment_is_refused_naming_the_known_ones():
+    with pytest.raises(ConfigError, match=r"deployments\.gatewy: no such deployment.*gateway"):
+        parse_config(dict(MINIMAL, deployments={"gatewy": {"num_replicas": 2}}))
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"server": {"auth": {"provider_type": "oauth2_token", "config": {}}}}, "server.auth"),
+        ({"server": {"tls_certfile": "/c.pem", "tls_keyfile": "/k.pem"}}, "server.tls_certfile"),
+        ({"server": {"tls_cafile": "/ca.pem"}}, "server.tls_cafile"),
+        ({"server": {"host": "::", "disable_ipv6": True}}, "server.disable_ipv6"),
+        (
+            {
+                "datasets": [
+                    {
+                        "dataset_id": "d",
+                        "purpose": "eval/question-answer",
+                        "source": {"type": "rows", "rows": []},
+                    }
+                ]
+            },
+            "datasets",
+        ),
+    ],
+)
+def test_fields_this_version_does_not_act_on_are_refused(section, field):
+    # Parsed and ignored, auth would be a security trap: a start-up error names the field.
+    with pytest.raises(ConfigError, match=rf"{field}: "):
+        parse_config(dict(MINIMAL, **section))

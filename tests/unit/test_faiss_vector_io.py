@@ -135,9 +135,11 @@ def test_ivf_is_exact_until_trained_then_approximate(tmp_path):
 
 
 def test_provider_behind_a_proxy_as_in_its_own_deployment(tmp_path):
-    """`model_server=True`: the router reaches faiss through a `ProviderProxy`."""
+    """faiss runs in its own deployment: the router reaches it through an `ApiClient`,
+    guarded like any provider."""
+    from stackray.runtime.calls import local_client
     from stackray.runtime.config import parse_config
-    from stackray.runtime.routers.vector_io import build_vector_io_providers
+    from stackray.runtime.resolver import build_providers
 
     stack = parse_config(
         {
@@ -153,7 +155,9 @@ def test_provider_behind_a_proxy_as_in_its_own_deployment(tmp_path):
     server = make(tmp_path / "server")
 
     async def main() -> list[Any]:
-        providers = await build_vector_io_providers(stack, {Api.inference: None}, {"faiss": server})
+        providers = await build_providers(
+            stack, Api.vector_io, {}, {"faiss": local_client(server, "index-faiss")}
+        )
         proxy = providers["faiss"]
         vectors, chunks = data(20)
         await proxy.register_vector_db(VDB)

@@ -25,8 +25,8 @@ from stackray.api.errors import (
 from stackray.deployments.gateway import create_gateway_app
 from stackray.providers.utils.files import DEFAULT_MAX_FILE_SIZE_BYTES
 from stackray.runtime.config import parse_config
+from stackray.runtime.graph import build_local_stack
 from stackray.runtime.routers.files import FilesRouter, build_router
-from stackray.runtime.stack import build_local_stack
 
 # ---------------------------------------------------------------------------------------
 # Fixtures
@@ -290,10 +290,10 @@ def test_a_stack_without_files_provider_is_refused(tmp_path) -> None:
 
 
 def test_other_apis_reach_files_through_an_api_client(tmp_path) -> None:
-    from stackray.deployments.backends import ApiClient, LocalBackend
+    from stackray.runtime.calls import ApiClient, LocalTransport
 
     router = make_router(tmp_path)
-    files = ApiClient(LocalBackend(router), "files")  # as deps[Api.files] in a deployment
+    files = ApiClient(LocalTransport(router), "files")  # as deps[Api.files] in a deployment
 
     async def use() -> None:
         created = await files.upload_file(b"for a vector store", "v.txt", "assistants")

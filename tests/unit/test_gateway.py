@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stackray.deployments.gateway import create_gateway_app
+from stackray.runtime.calls import local_client
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_local_stack
+from stackray.runtime.graph import build_local_stack
 
 
 @pytest.fixture()
@@ -205,6 +206,8 @@ def test_health_is_503_until_every_api_deployment_answers(tmp_path):
             "storage": {"data_dir": str(tmp_path)},
         }
     )
-    with TestClient(create_gateway_app(stack, {"inference": NotReady()})) as c:
+    with TestClient(
+        create_gateway_app(stack, {"inference": local_client(NotReady(), "inference")})
+    ) as c:
         r = c.get("/v1/health")
         assert r.status_code == 503 and r.json() == {"status": "Error"}

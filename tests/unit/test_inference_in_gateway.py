@@ -1,6 +1,6 @@
-"""`deployments.inference.in_gateway`: the `Gateway` replica class builds its own inference
-router over the model servers and serves the inference routes with it (no Ray: the model
-server and the inference deployment are the real deployment classes, in this process)."""
+"""The `Gateway` replica class builds its own inference router over the model servers and
+serves the inference routes with it: no inference deployment exists (no Ray: the model
+server is the real deployment class, in this process, reached by a local transport)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stackray.deployments.app import Gateway
-from stackray.deployments.model_server import ModelServerDeployment
+from stackray.deployments.provider import ProviderDeployment
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_inference_router
+from stackray.runtime.routers.inference import build_router as build_inference_router
 
 
-def config(data_dir: Any, in_gateway: bool = True) -> dict[str, Any]:
+def config(data_dir: Any) -> dict[str, Any]:
     return {
         "version": 2,
         "image_name": "colocated",
@@ -43,24 +43,32 @@ def config(data_dir: Any, in_gateway: bool = True) -> dict[str, Any]:
             },
         ],
         "storage": {"data_dir": str(data_dir)},
-        "deployments": {"inference": {"in_gateway": in_gateway}},
     }
 
 
-class InferenceDeploymentStandIn:
-    """The inference deployment as the gateway sees it: only its health is asked."""
+class ReplicaHandle:
+    """A deployment replica behind the handle interface the gateway uses
+    (``handle.options(stream=True)``, ``handle.call_api.remote(...)``), in this process."""
 
-    def __init__(self) -> None:
-        self.health_calls = 0
+    def __init__(self, replica: Any) -> None:
+        self.replica = replica
+        self.calls: list[str] = []
         self.healthy = True
 
-    async def health(self) -> None:
-        self.health_calls += 1
-        if not self.healthy:
-            raise RuntimeError("inference deployment still starting")
+    def options(self, stream: bool = False) -> Any:
+        return self
 
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"the gateway called the inference deployment's {name}")
+    def __getattr__(self, entry: str) -> Any:
+        handle = self
+
+        class _Remote:
+            def remote(self, ctx: Any, method: str, *args: Any) -> Any:
+                handle.calls.append(method)
+                if method == "health" and not handle.healthy:
+                    raise RuntimeError("model server still starting")
+                return getattr(handle.replica, entry)(ctx, method, *args)
+
+        return _Remote()
 
 
 async def replica(cls: type, *args: Any) -> Any:
@@ -73,21 +81,25 @@ async def replica(cls: type, *args: Any) -> Any:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     raw = config(tmp_path_factory.mktemp("colocated"))
-    standin = InferenceDeploymentStandIn()
 
-    async def build() -> Gateway:
-        server = await replica(ModelServerDeployment, raw, "inference", "sentence-transformers")
-        return await replica(
-            Gateway, raw, {"inference": standin}, {"sentence-transformers": server}
+    async def build() -> tuple[Gateway, ReplicaHandle]:
+        server = await replica(
+            ProviderDeployment,
+            raw,
+            "inference",
+            "sentence-transformers",
+            "model-sentence-transformers",
         )
+        handle = ReplicaHandle(server)
+        return await replica(Gateway, raw, {}, {"sentence-transformers": handle}), handle
 
-    gw = asyncio.run(build())
+    gw, handle = asyncio.run(build())
     with TestClient(gw.__serve_build_asgi_app__()) as client:
-        yield client, standin
+        yield client, handle
 
 
 def test_chat_is_served_by_the_gateway_router(gateway):
-    client, standin = gateway
+    client, _ = gateway
     r = client.post(
         "/v1/inference/chat-completion",
         json={"model_id": "m", "messages": [{"role": "user", "content": "hi"}]},
@@ -102,7 +114,8 @@ def test_chat_is_served_by_the_gateway_router(gateway):
 
 
 def test_embeddings_reach_the_model_server(gateway):
-    client, _ = gateway
+    client, handle = gateway
+    handle.calls.clear()
     r = client.post(
         "/v1/inference/embeddings",
         json={"model_id": "all-MiniLM-L6-v2", "contents": ["a cat", "a dog"]},
@@ -116,6 +129,8 @@ def test_embeddings_reach_the_model_server(gateway):
     )
     assert r.status_code == 200, r.text
     assert r.json()["data"][0]["embedding"][:3] == pytest.approx(vectors[0][:3], abs=1e-4)
+    # One handle call per request, straight to the model server.
+    assert len(handle.calls) == 2
 
 
 def test_models_registered_once_and_listed(gateway):
@@ -126,16 +141,9 @@ def test_models_registered_once_and_listed(gateway):
     assert r.status_code == 404
 
 
-def test_health_also_waits_for_the_inference_deployment(gateway):
-    client, standin = gateway
-    before = standin.health_calls
+def test_health_is_ok_once_the_gateway_router_answers(gateway):
+    client, _ = gateway
     assert client.get("/v1/health").json() == {"status": "OK"}
-    assert standin.health_calls == before + 1
-    standin.healthy = False
-    try:
-        assert client.get("/v1/health").status_code == 503
-    finally:
-        standin.healthy = True
 
 
 def _register_in_a_process(raw: dict[str, Any], queue: Any) -> None:
@@ -148,7 +156,7 @@ def _register_in_a_process(raw: dict[str, Any], queue: Any) -> None:
 
 
 def test_registration_at_start_from_several_processes_is_idempotent(tmp_path):
-    """Gateway and inference replicas all register the config's models at start, in
+    """Gateway and API replicas all register the config's models at start, in
     separate processes, on one registry store."""
     raw = config(tmp_path)
     raw["providers"]["inference"] = raw["providers"]["inference"][:1]
@@ -167,8 +175,12 @@ def test_registration_at_start_from_several_processes_is_idempotent(tmp_path):
         assert p.exitcode == 0
     expected = sorted(f"m{i}" for i in range(20))
     assert results == [expected] * 4
-    router = asyncio.run(build_inference_router(parse_config(raw), {}))
-    models = router.list_models().data
+
+    async def listed() -> Any:
+        router = await build_inference_router(parse_config(raw), {})
+        return router.list_models().data
+
+    models = asyncio.run(listed())
     assert sorted(m.identifier for m in models) == expected
     assert {m.identifier: m.provider_resource_id for m in models} == {
         f"m{i}": f"echo-{i}" for i in range(20)

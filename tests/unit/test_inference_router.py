@@ -11,7 +11,7 @@ from stackray.api.errors import BadRequestError, ConflictError, NotFoundError
 from stackray.api.inference import ChatCompletionRequest
 from stackray.api.models import RegisterModelRequest
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_inference_router
+from stackray.runtime.routers.inference import build_router as build_inference_router
 
 
 def stack_config(tmp_path, store: dict | None) -> dict:
@@ -58,8 +58,8 @@ def chat(model: str) -> ChatCompletionRequest:
 
 def test_register_on_one_replica_visible_on_other(config):
     async def main():
-        a = await build_inference_router(config)
-        b = await build_inference_router(config)
+        a = await build_inference_router(config, {})
+        b = await build_inference_router(config, {})
         await a.register_model(RegisterModelRequest(model_id="new", provider_id="echo2"))
         assert b.get_model("new").provider_id == "echo2"
         r = await b.chat_completion(chat("new"))
@@ -73,7 +73,7 @@ def test_register_on_one_replica_visible_on_other(config):
 
 def test_lookup_by_provider_model_id(config):
     async def main():
-        router = await build_inference_router(config)
+        router = await build_inference_router(config, {})
         assert router.get_model("org/m").identifier == "m"
 
     asyncio.run(main())
@@ -81,7 +81,7 @@ def test_lookup_by_provider_model_id(config):
 
 def test_register_is_idempotent_and_conflicts_are_409(config):
     async def main():
-        router = await build_inference_router(config)
+        router = await build_inference_router(config, {})
         same = await router.register_model(
             RegisterModelRequest(model_id="m", provider_id="echo", provider_model_id="org/m")
         )
@@ -94,7 +94,7 @@ def test_register_is_idempotent_and_conflicts_are_409(config):
 
 def test_provider_required_when_several(config):
     async def main():
-        router = await build_inference_router(config)
+        router = await build_inference_router(config, {})
         with pytest.raises(BadRequestError) as err:
             await router.register_model(RegisterModelRequest(model_id="x"))
         assert err.value.field == "provider_id"
@@ -104,10 +104,10 @@ def test_provider_required_when_several(config):
 
 def test_registry_survives_restart(config):
     async def main():
-        router = await build_inference_router(config)
+        router = await build_inference_router(config, {})
         await router.register_model(RegisterModelRequest(model_id="kept", provider_id="echo"))
         router.registry.store.close()
-        again = await build_inference_router(config)
+        again = await build_inference_router(config, {})
         assert again.get_model("kept").provider_id == "echo"
 
     asyncio.run(main())
@@ -115,7 +115,7 @@ def test_registry_survives_restart(config):
 
 def test_concurrent_registration_from_many_routers(config):
     async def main():
-        routers = [await build_inference_router(config) for _ in range(4)]
+        routers = [await build_inference_router(config, {}) for _ in range(4)]
         results = await asyncio.gather(
             *(
                 r.register_model(RegisterModelRequest(model_id="race", provider_id="echo"))

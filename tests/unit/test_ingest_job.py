@@ -176,7 +176,7 @@ class Served:
     def __init__(self, data_dir: Path) -> None:
         from stackray.deployments.gateway import create_gateway_app
         from stackray.runtime.config import parse_config
-        from stackray.runtime.stack import build_local_stack
+        from stackray.runtime.graph import build_local_stack
         from tests.unit.remote_servers import FakeService
 
         stack = parse_config(

@@ -14,7 +14,8 @@ import pytest
 from ray.serve._private.build_app import build_app as build_serve_app
 
 from stackray.api.errors import BadRequestError, ConfigError
-from stackray.deployments.app import build_app_from_config, model_server_defaults, resolved_config
+from stackray.cli import main as cli_main
+from stackray.deployments.app import build_app_from_config, provider_defaults, resolved_config
 from stackray.providers.inline.inference.transformers import GenerationRequest, SamplingConfig
 from stackray.providers.inline.inference.vllm import sampling
 from stackray.providers.inline.inference.vllm.config import (
@@ -24,7 +25,6 @@ from stackray.providers.inline.inference.vllm.config import (
     local_gpu_count,
 )
 from stackray.providers.inline.inference.vllm.engine import VLLMEngine, engine_args
-from stackray.runtime.cli import main as cli_main
 
 HOST_CAN_RUN = local_gpu_count() >= 1 and importlib.util.find_spec("vllm") is not None
 
@@ -121,12 +121,12 @@ def test_run_config_deployment_options_still_win():
     assert deployment._deployment_config.max_ongoing_requests == 8
 
 
-def test_model_server_defaults_merge_provider_options():
-    assert model_server_defaults(False) == {
+def test_provider_defaults_merge_provider_options():
+    assert provider_defaults(False) == {
         "max_ongoing_requests": 64,
         "ray_actor_options": {"num_cpus": 1},
     }
-    merged = model_server_defaults(
+    merged = provider_defaults(
         True, {"ray_actor_options": {"num_gpus": 0}, "placement_group_strategy": "PACK"}
     )
     assert merged["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 0}

@@ -19,7 +19,7 @@ import yaml
 from stackray.api.errors import ProviderError
 from stackray.api.safety import RunShieldRequest
 from stackray.runtime.config import parse_config, resolve_config_path
-from stackray.runtime.stack import build_local_stack
+from stackray.runtime.graph import build_local_stack
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -38,7 +38,7 @@ def routers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_the_default_model_judges_through_the_whole_path(routers):
     safety = routers["safety"]
-    shield = safety.get_shield("llama-guard")
+    shield = asyncio.run(safety.get_shield("llama-guard"))
     assert shield.provider_resource_id == "SmolLM2-135M-Instruct"
     request = RunShieldRequest(
         shield_id="llama-guard",

@@ -21,8 +21,8 @@ from stackray.api.errors import (
 )
 from stackray.api.tools import InvokeToolRequest, RegisterToolGroupRequest
 from stackray.runtime.config import parse_config
+from stackray.runtime.graph import build_local_stack
 from stackray.runtime.request_context import RequestContext, use_context
-from stackray.runtime.stack import build_local_stack
 from tests.mcp_server import PNG, TOKEN, MCPTestServer, build_mcp_server
 
 TOOLS = {"add", "echo", "whoami", "picture", "document", "fail"}

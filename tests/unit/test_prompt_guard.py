@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
+from stackray.api.datatypes import Api
 from stackray.api.errors import BadRequestError, ConfigError
 from stackray.api.safety import RegisterShieldRequest, RunShieldRequest
 from stackray.providers.inline.safety.prompt_guard.impl import select_device
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_local_stack
+from stackray.runtime.routers import build_router
 
 LABELS = {0: "BENIGN", 1: "INJECTION", 2: "JAILBREAK"}
 
@@ -84,7 +85,8 @@ def start(tmp_path: Path, model_dir: Path | None, **config: Any) -> Any:
             "storage": {"data_dir": str(tmp_path)},
         }
     )
-    return asyncio.run(build_local_stack(stack))["safety"]
+    # The router object itself (tests read its providers), every provider in this process.
+    return asyncio.run(build_router(stack, Api.safety, {}))
 
 
 def run(router: Any, shield: str, messages: list[dict[str, Any]], **params: Any) -> Any:
@@ -253,13 +255,11 @@ def test_on_a_gpu(model_dir, tmp_path):
 
 
 def test_the_router_reaches_it_through_its_model_server(model_dir, tmp_path):
-    """With model servers (as in Serve), the router calls the provider through a proxy:
-    here the model server is the provider object itself behind the same calling
-    convention (`as_backend`), so registration errors and verdicts cross it as in Serve."""
-    from stackray.api.datatypes import Api
-    from stackray.deployments.backends import ProviderProxy
-    from stackray.runtime.resolver import instantiate_provider
-    from stackray.runtime.routers.safety import build_router
+    """In its own deployment (as in Serve), the router calls the provider through an
+    `ApiClient`: here over a local transport, the same calling convention as a handle, so
+    registration errors and verdicts cross it as in Serve."""
+    from stackray.runtime.calls import ApiClient, local_client
+    from stackray.runtime.resolver import start_provider_server
 
     stack = parse_config(
         {
@@ -281,11 +281,12 @@ def test_the_router_reaches_it_through_its_model_server(model_dir, tmp_path):
     )
 
     async def build() -> Any:
-        served = await instantiate_provider(Api.safety, stack.providers_of(Api.safety)[0], stack)
-        return await build_router(stack, {}, {"prompt-guard": served})
+        served = await start_provider_server(stack, Api.safety, "prompt-guard")
+        client = local_client(served, "model-prompt-guard")
+        return await build_router(stack, Api.safety, {}, {"prompt-guard": client})
 
     router = asyncio.run(build())
-    assert isinstance(router.providers["prompt-guard"]._impl, ProviderProxy)
+    assert isinstance(router.providers["prompt-guard"]._impl, ApiClient)
     v = run(router, "pg", USER)
     assert v is not None and v.metadata["violation_type"] == "jailbreak"
     with pytest.raises(BadRequestError, match="does not exist"):

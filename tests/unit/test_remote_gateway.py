@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from stackray.api.errors import BadRequestError
 from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_local_stack
+from stackray.runtime.graph import build_local_stack
 from tests.unit.remote_servers import Failure, FakeService
 
 OPENAI_ERROR = {"error": {"message": "bad key", "type": "invalid_request_error"}}

@@ -119,7 +119,7 @@ def test_every_remote_adapter_is_registered_in_process():
     }
     assert set(specs) == REMOTE_TYPES | {"remote::bedrock"}
     for spec in specs.values():
-        assert not spec.model_server
+        assert spec.deployment is None
         impl = import_object(spec.impl)
         assert impl.provider_type == spec.provider_type
 

@@ -22,7 +22,7 @@ from stackray.api.errors import ConfigError
 from stackray.deployments.gateway import create_gateway_app
 from stackray.providers.inline.safety.llama_guard.categories import CATEGORIES
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_local_stack
+from stackray.runtime.graph import build_local_stack
 from tests.unit.guard_server import GUARD_MODEL, guard_app
 from tests.unit.remote_servers import Failure, FakeService
 

@@ -13,12 +13,13 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from stackray.deployments.backends import ApiClient, Dispatcher, LocalBackend
 from stackray.deployments.gateway import create_gateway_app
+from stackray.deployments.handles import Dispatcher
 from stackray.runtime import telemetry
+from stackray.runtime.calls import ApiClient, LocalTransport
 from stackray.runtime.config import parse_config
+from stackray.runtime.graph import build_local_stack
 from stackray.runtime.request_context import RequestContext
-from stackray.runtime.stack import build_local_stack
 from stackray.runtime.telemetry.store import TraceStore
 from tests.unit.remote_servers import FakeService
 
@@ -100,7 +101,8 @@ def test_one_trace_across_gateway_router_and_provider(client, tmp_path):
     assert gateway["attributes"]["stackray.deployment"] == "local"
     assert gateway["attributes"]["http.route"] == "/v1/inference/chat-completion"
     assert gateway["attributes"]["http.response.status_code"] == 200
-    assert router["attributes"]["stackray.deployment"] == "inference"
+    # The inference router runs in the gateway's process: its span is the gateway's.
+    assert router["attributes"]["stackray.deployment"] == "local"
     assert provider["attributes"]["stackray.model_id"] == "m"
     assert provider["attributes"]["stackray.provider_id"] == "echo"
     assert all(s["end_ns"] >= s["start_ns"] for s in spans.values())
@@ -170,6 +172,9 @@ class Replica(Dispatcher):
         sc = trace.get_current_span().get_span_context()
         return f"{sc.trace_id:032x}"
 
+    def _target(self) -> Replica:
+        return self
+
 
 def test_context_crosses_a_handle_call_pickled(tmp_path):
     """Across `DeploymentHandle` calls the `RequestContext` is pickled; the callee's span
@@ -202,7 +207,7 @@ def test_api_client_carries_the_current_span(tmp_path):
     """`ApiClient` (how routers call other deployments) sends the current span along."""
     stack = parse_config(stack_config(tmp_path, ECHO, ECHO_MODELS))
     telemetry.configure(stack, "caller")
-    client = ApiClient(LocalBackend(Replica(), "callee"), "callee")
+    client = ApiClient(LocalTransport(Replica(), "callee"), "callee")
 
     async def scenario() -> str:
         tracer = telemetry.tracing._state.tracer
@@ -242,7 +247,7 @@ def test_trace_and_span_routes(client, tmp_path):
         json={"attributes_to_return": ["stackray.deployment"]},
     ).json()["data"]
     assert len(tree) == 3
-    assert {s["attributes"]["stackray.deployment"] for s in tree.values()} == {"local", "inference"}
+    assert {s["attributes"]["stackray.deployment"] for s in tree.values()} == {"local"}
     assert all(s["status"] == "ok" for s in tree.values())
     shallow = client.post(f"/v1/telemetry/spans/{root}/tree", json={"max_depth": 1}).json()["data"]
     assert len(shallow) == 2
@@ -250,7 +255,7 @@ def test_trace_and_span_routes(client, tmp_path):
     found = client.post(
         "/v1/telemetry/traces",
         json={
-            "attribute_filters": [{"key": "stackray.deployment", "op": "eq", "value": "inference"}],
+            "attribute_filters": [{"key": "stackray.model_id", "op": "eq", "value": "m"}],
             "limit": 5,
         },
     ).json()["data"]
@@ -398,9 +403,9 @@ def test_export_appends_rows_to_the_dataset(tmp_path):
         await router.save_spans_to_dataset(
             SaveSpansToDatasetRequest(
                 attribute_filters=[
-                    QueryCondition(key="stackray.deployment", op="eq", value="inference")
+                    QueryCondition(key="stackray.provider_id", op="eq", value="echo")
                 ],
-                attributes_to_save=["stackray.deployment"],
+                attributes_to_save=["stackray.provider_id"],
                 dataset_id="spans",
             )
         )
@@ -409,8 +414,8 @@ def test_export_appends_rows_to_the_dataset(tmp_path):
     [(dataset_id, request)] = datasetio.appended
     rows = request["rows"] if isinstance(request, dict) else request.rows  # type: ignore[attr-defined]
     assert dataset_id == "spans"
-    assert [r["name"] for r in rows] == ["inference.chat_completion"]
-    assert rows[0]["stackray.deployment"] == "inference" and rows[0]["trace_id"]
+    assert [r["name"] for r in rows] == ["provider.echo.chat_completion"]
+    assert rows[0]["stackray.provider_id"] == "echo" and rows[0]["trace_id"]
 
 
 # ---- remote provider: traceparent out, token metrics in --------------------------------------

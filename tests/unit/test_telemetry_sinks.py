@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime import telemetry
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_local_stack
+from stackray.runtime.graph import build_local_stack
 from stackray.runtime.telemetry.config import TelemetryConfig
 from stackray.runtime.telemetry.logs import JsonFormatter, TraceIdsFilter
 from tests.unit.remote_servers import closed_port_url
@@ -146,7 +146,8 @@ def test_otlp_http_export_reaches_a_collector(tmp_path):
         resource = {kv.key: kv.value.string_value for kv in spans[0][0].attributes}
         assert resource["service.name"] == "stackray-test"
         by_name = {span.name: span for _, span in spans}
-        assert attrs(by_name["inference.chat_completion"])["stackray.deployment"] == "inference"
+        # The inference router runs in the gateway's process: its span is the gateway's.
+        assert attrs(by_name["inference.chat_completion"])["stackray.deployment"] == "local"
         assert (
             by_name["inference.chat_completion"].parent_span_id
             == by_name["POST /v1/inference/chat-completion"].span_id
@@ -270,7 +271,7 @@ def test_console_sink_prints_spans(tmp_path, capfd):
     telemetry.shutdown()
     out = capfd.readouterr().out
     assert '"name": "inference.chat_completion"' in out
-    assert '"stackray.deployment": "inference"' in out
+    assert '"stackray.deployment": "local"' in out
 
 
 def test_json_logs_carry_trace_and_span_ids():

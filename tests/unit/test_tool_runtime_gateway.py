@@ -14,7 +14,7 @@ from llama_stack_client import LlamaStackClient, NotFoundError
 
 from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_local_stack
+from stackray.runtime.graph import build_local_stack
 from tests.mcp_server import TOKEN
 from tests.unit.search_servers import KEY
 

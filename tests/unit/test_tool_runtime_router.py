@@ -12,8 +12,8 @@ from stackray.api.common import URL, TextContentItem
 from stackray.api.errors import BadRequestError, ConflictError, NotFoundError
 from stackray.api.tools import InvokeToolRequest, RegisterToolGroupRequest
 from stackray.runtime.config import parse_config
+from stackray.runtime.graph import build_local_stack
 from stackray.runtime.routers.tool_runtime import TOOL_LISTINGS, ToolListing
-from stackray.runtime.stack import build_local_stack
 from tests.unit.search_servers import KEY
 
 
@@ -45,7 +45,9 @@ def config(tmp_path, search_url: str, groups: list | None = None) -> dict:
 
 @pytest.fixture()
 def router(tmp_path, search_server):
-    return run(build_local_stack(parse_config(config(tmp_path, search_server.url))))["tool_runtime"]
+    stack = parse_config(config(tmp_path, search_server.url))
+    # The router object itself (its registry is read below), not a client of it.
+    return run(build_local_stack(stack))["tool_runtime"].transport.target
 
 
 def register(router, group: str, uri: str | None, provider: str = "mcp", args=None):

@@ -20,8 +20,8 @@ from stackray.api.vector_io import (
 )
 from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
+from stackray.runtime.graph import build_local_stack
 from stackray.runtime.routers.vector_io import QueryParams, default_chunk_id, weighted_fusion
-from stackray.runtime.stack import build_local_stack
 
 EMBEDDING = "all-MiniLM-L6-v2"
 
@@ -87,6 +87,7 @@ class Env:
             )
         )
         self.vio = self.routers["vector_io"]
+        self.router = self.vio.transport.target  # the router object itself
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -145,8 +146,8 @@ def test_register_fills_dimension_and_defaults_to_the_first_provider(env):
     assert vdb.provider_id == "faiss"
     assert vdb.provider_resource_id == "reg"
     assert env.register("reg") == vdb  # idempotent
-    assert env.vio.get_vector_db("reg") == vdb
-    listed = {v.identifier for v in env.vio.list_vector_dbs().data}
+    assert env.run(env.vio.get_vector_db("reg")) == vdb
+    listed = {v.identifier for v in env.run(env.vio.list_vector_dbs()).data}
     assert {"reg", "from-config"} <= listed
     with pytest.raises(ConflictError):
         env.register("reg", provider_id="sqlite-vec")
@@ -167,12 +168,12 @@ def test_register_errors_name_the_field(env, kwargs, field):
         env.register("bad", **kwargs)
     assert e.value.field == field
     with pytest.raises(NotFoundError):
-        env.vio.get_vector_db("bad")
+        env.run(env.vio.get_vector_db("bad"))
 
 
 def test_unknown_vector_db_is_404(env):
     for call in (
-        lambda: env.vio.get_vector_db("missing"),
+        lambda: env.run(env.vio.get_vector_db("missing")),
         lambda: env.run(env.vio.unregister_vector_db("missing")),
         lambda: env.insert("missing", doc_chunks()),
         lambda: env.query("missing", "cats"),
@@ -278,7 +279,7 @@ def test_unregister_deletes_the_data(env):
     env.insert("gone", doc_chunks())
     env.run(env.vio.unregister_vector_db("gone"))
     with pytest.raises(NotFoundError):
-        env.vio.get_vector_db("gone")
+        env.run(env.vio.get_vector_db("gone"))
     env.register("gone", provider_id="faiss")
     assert env.query("gone", "cats", mode="keyword").chunks == []
     assert env.query("gone", "cats", score_threshold=-1).chunks == []
@@ -291,11 +292,11 @@ def test_restart_keeps_vector_dbs_and_chunks(tmp_path):
     for name in ("kept", "kept-faiss", "from-config"):
         first.insert(name, doc_chunks())
     before = {n: first.query(n, "bread and yeast") for n in ("kept", "kept-faiss", "from-config")}
-    first.run(first.vio.providers["faiss"].shutdown())
+    first.run(first.router.providers["faiss"].shutdown())
     first.close()
 
     second = Env(tmp_path)
-    assert {v.identifier for v in second.vio.list_vector_dbs().data} == {
+    assert {v.identifier for v in second.run(second.vio.list_vector_dbs()).data} == {
         "kept",
         "kept-faiss",
         "from-config",

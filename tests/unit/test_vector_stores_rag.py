@@ -15,7 +15,7 @@ import pytest
 
 from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
-from stackray.runtime.stack import build_local_stack
+from stackray.runtime.graph import build_local_stack
 from tests.unit.remote_servers import FakeService
 
 EMBEDDING = "all-MiniLM-L6-v2"

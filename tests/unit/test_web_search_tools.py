@@ -11,8 +11,8 @@ import pytest
 from stackray.api.errors import AuthenticationError, BadRequestError
 from stackray.api.tools import InvokeToolRequest, RegisterToolGroupRequest
 from stackray.runtime.config import parse_config
+from stackray.runtime.graph import build_local_stack
 from stackray.runtime.request_context import PROVIDER_DATA_HEADER, RequestContext, use_context
-from stackray.runtime.stack import build_local_stack
 from tests.unit.remote_servers import Failure
 from tests.unit.search_servers import KEY
 

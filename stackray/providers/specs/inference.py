@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stackray.api.datatypes import Api
-from stackray.providers.spec import ProviderSpec
+from stackray.providers.spec import MODEL, ProviderSpec
 
 _INLINE = "stackray.providers.inline"
 _REMOTE = "stackray.providers.remote"
@@ -15,7 +15,7 @@ SPECS: tuple[ProviderSpec, ...] = (
         impl=f"{_INLINE}.inference.transformers.impl:TransformersInferenceProvider",
         config_class=f"{_INLINE}.inference.transformers.config:TransformersInferenceConfig",
         pip_packages=("torch", "transformers", "gguf", "xgrammar"),
-        model_server=True,
+        deployment=MODEL,
         description="Hugging Face transformers models (local directories or GGUF files), batched on CPU or GPU.",
     ),
     ProviderSpec(
@@ -24,7 +24,7 @@ SPECS: tuple[ProviderSpec, ...] = (
         impl=f"{_INLINE}.inference.sentence_transformers.impl:SentenceTransformersInferenceProvider",
         config_class=f"{_INLINE}.inference.sentence_transformers.config:SentenceTransformersInferenceConfig",
         pip_packages=("sentence-transformers",),
-        model_server=True,
+        deployment=MODEL,
         description="Sentence-transformers embedding models, batched.",
     ),
     ProviderSpec(
@@ -33,7 +33,6 @@ SPECS: tuple[ProviderSpec, ...] = (
         impl=f"{_REMOTE}.inference.bedrock.adapter:BedrockInferenceAdapter",
         config_class=f"{_REMOTE}.inference.bedrock.config:BedrockConfig",
         pip_packages=("boto3",),
-        model_server=False,
         description="Amazon Bedrock: Converse for chat and completion, InvokeModel for embeddings.",
     ),
     ProviderSpec(
@@ -42,7 +41,7 @@ SPECS: tuple[ProviderSpec, ...] = (
         impl=f"{_INLINE}.inference.vllm.impl:VLLMInferenceProvider",
         config_class=f"{_INLINE}.inference.vllm.config:VLLMConfig",
         pip_packages=("vllm",),
-        model_server=True,
+        deployment=MODEL,
         serve_options=f"{_INLINE}.inference.vllm.config:deployment_options",
         host_check=f"{_INLINE}.inference.vllm.config:check_host",
         description="vLLM's engine on the model server's GPUs (tensor parallel over a placement group).",
@@ -54,7 +53,6 @@ SPECS: tuple[ProviderSpec, ...] = (
             provider_type=f"remote::{name}",
             impl=f"{_REMOTE}.inference.{name}.adapter:{adapter}",
             config_class=f"{_REMOTE}.inference.{name}.config:{config}",
-            model_server=False,
             description=description,
         )
         for name, adapter, config, description in (

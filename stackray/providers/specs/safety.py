@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stackray.api.datatypes import Api
-from stackray.providers.spec import ProviderSpec
+from stackray.providers.spec import MODEL, ProviderSpec
 
 _INLINE = "stackray.providers.inline.safety"
 _REMOTE = "stackray.providers.remote.safety"
@@ -25,7 +25,7 @@ SPECS: tuple[ProviderSpec, ...] = (
         config_class=f"{_INLINE}.prompt_guard.config:PromptGuardConfig",
         pip_packages=("torch", "transformers"),
         # Its classifier runs in its own deployment: on a GPU when the cluster has one.
-        model_server=True,
+        deployment=MODEL,
         description="Prompt Guard: a sequence classifier flagging jailbreaks and prompt injections.",
     ),
     ProviderSpec(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackray.api.datatypes import Api
-from stackray.providers.spec import ProviderSpec
+from stackray.providers.spec import DATABASE, INDEX, ProviderSpec
 
 _INLINE = "stackray.providers.inline.vector_io"
 _REMOTE = "stackray.providers.remote.vector_io"
@@ -13,7 +13,7 @@ _REMOTE = "stackray.providers.remote.vector_io"
 # Embedded databases allow one process per data directory: each runs in its own
 # deployment, called by every vector_io replica.
 _EMBEDDED: dict[str, Any] = {
-    "model_server": True,
+    "deployment": DATABASE,
     "serve_options": "stackray.providers.utils.vector_db:embedded_database_deployment",
 }
 
@@ -26,7 +26,7 @@ SPECS: tuple[ProviderSpec, ...] = (
         pip_packages=("faiss-cpu",),
         # Its own deployment: one process owns each index (API replicas stay consistent),
         # and on a GPU cluster that process holds a GPU.
-        model_server=True,
+        deployment=INDEX,
         description="FAISS indexes (flat, HNSW, IVF) with a SQLite chunk store; on a GPU when the cluster has one.",
     ),
     ProviderSpec(

@@ -3,8 +3,10 @@ db id, shield id ...) to a provider and calls it.
 
 `ROUTERS` lists, per API, the function building its router and the other APIs the router
 itself calls (its providers' API dependencies come from the provider registry). Each API
-with a router becomes one Ray Serve deployment; routing-table APIs (models, shields,
-vector_dbs, tool_groups ...) are served by the deployment of the API that owns them.
+with a router becomes one Ray Serve deployment, except inference: its router is a library
+that the gateway and every deployment calling inference build in their own process
+(`IN_PROCESS`). Routing-table APIs (models, shields, vector_dbs, tool_groups ...) are
+served by the deployment of the API that owns them.
 """
 
 from __future__ import annotations
@@ -22,18 +24,18 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RouterSpec:
     builder: str
-    """``module:function``; ``async function(stack, deps, model_servers) -> router``.
+    """``module:function``; ``async function(stack, deps, servers) -> router``.
 
     `deps` maps each API in `dependencies` (and each served one of
-    `optional_dependencies`) to an object whose methods call that API; `model_servers`
-    maps provider ids to the handles of their model-server deployments (None in one
-    process: providers are then instantiated in-process)."""
+    `optional_dependencies`) to an `ApiClient` of that API; `servers` maps provider ids
+    to `ApiClient`s of the providers' own deployments (None: every provider is
+    instantiated in this process)."""
     dependencies: tuple[Api, ...] = ()
     optional_dependencies: tuple[Api, ...] = ()
 
 
 ROUTERS: dict[Api, RouterSpec] = {
-    Api.inference: RouterSpec("stackray.runtime.stack:build_router"),
+    Api.inference: RouterSpec("stackray.runtime.routers.inference:build_router"),
     Api.files: RouterSpec("stackray.runtime.routers.files:build_router"),
     # The safety router calls no API itself; llama-guard brings inference (its spec).
     Api.safety: RouterSpec("stackray.runtime.routers.safety:build_router"),
@@ -57,6 +59,10 @@ ROUTERS: dict[Api, RouterSpec] = {
         "stackray.runtime.routers.telemetry:build_router", optional_dependencies=(Api.datasetio,)
     ),
 }
+
+IN_PROCESS: frozenset[Api] = frozenset({Api.inference})
+"""APIs whose router is built in each process that calls them, not in a deployment of
+its own: a chat request goes from the gateway straight to the model server."""
 
 # Routing-table APIs and the API whose deployment serves them.
 RESOURCE_OWNERS: dict[Api, Api] = {
@@ -125,9 +131,11 @@ async def build_router(
     stack: StackConfig,
     api: Api,
     deps: dict[Api, Any],
-    model_servers: dict[str, Any] | None = None,
+    servers: dict[str, Any] | None = None,
 ) -> Any:
+    """`api`'s router over the clients of the APIs it calls (`deps`) and of the provider
+    deployments (`servers`; see `RouterSpec.builder`)."""
     from stackray.providers.registry import import_object
 
     builder = import_object(ROUTERS[api].builder)
-    return await builder(stack, deps, model_servers)
+    return await builder(stack, deps, servers)

@@ -13,11 +13,11 @@ from typing import Any
 from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
 from stackray.runtime.config import StackConfig
-from stackray.runtime.resolver import instantiate_provider
+from stackray.runtime.resolver import build_providers
 
 
 async def build_router(
-    stack: StackConfig, deps: dict[Api, Any], model_servers: dict[str, Any] | None = None
+    stack: StackConfig, deps: dict[Api, Any], servers: dict[str, Any] | None = None
 ) -> Any:
     """The agents router (`ROUTERS[Api.agents]`)."""
     providers = stack.providers_of(Api.agents)
@@ -26,4 +26,6 @@ async def build_router(
             f"the agents API takes exactly one provider, got {len(providers)} "
             "(e.g. provider_type: inline::meta-reference)"
         )
-    return await instantiate_provider(Api.agents, providers[0], stack, deps)
+    # Guarded like every provider: what the agent loop lets escape names the provider.
+    guarded = await build_providers(stack, Api.agents, deps, servers)
+    return guarded[providers[0].provider_id]

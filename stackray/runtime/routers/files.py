@@ -30,10 +30,9 @@ from stackray.api.files import (
     OpenAIFilePurpose,
     Order,
 )
-from stackray.deployments.backends import GuardedProvider
 from stackray.providers.utils.files import DEFAULT_MAX_FILE_SIZE_BYTES, DEFAULT_TTL_SECONDS
 from stackray.runtime.config import StackConfig
-from stackray.runtime.resolver import instantiate_provider
+from stackray.runtime.resolver import build_providers
 from stackray.runtime.storage import DocumentStore
 
 logger = logging.getLogger("stackray.files")
@@ -268,16 +267,13 @@ def open_files_store(stack: StackConfig) -> DocumentStore:
 
 
 async def build_router(
-    stack: StackConfig, deps: dict[Api, Any], model_servers: dict[str, Any] | None = None
+    stack: StackConfig, deps: dict[Api, Any], servers: dict[str, Any] | None = None
 ) -> FilesRouter:
     """The files router (`ROUTERS[Api.files]`)."""
     configured = stack.providers_of(Api.files)
     if not configured:
         raise ConfigError("the files API is served but has no provider (providers.files)")
-    providers: dict[str, Any] = {}
-    for provider in configured:
-        impl = await instantiate_provider(Api.files, provider, stack, deps)
-        providers[provider.provider_id] = GuardedProvider(impl, provider.provider_id)
+    providers = await build_providers(stack, Api.files, deps, servers)
     first = configured[0].provider_id
     config = getattr(providers[first], "config", None)
     return FilesRouter(

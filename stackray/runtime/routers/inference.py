@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from stackray.api.datatypes import Api
 from stackray.api.errors import BadRequestError, ConflictError, NotFoundError
 from stackray.api.inference import (
     BatchChatCompletionRequest,
@@ -43,8 +44,12 @@ from stackray.api.models import (
     RegisterModelRequest,
 )
 from stackray.runtime import telemetry
-from stackray.runtime.resources import ResourceRegistry
+from stackray.runtime.resolver import build_providers
+from stackray.runtime.resources import ResourceRegistry, open_registry
 from stackray.runtime.storage import DocumentStore
+
+if TYPE_CHECKING:
+    from stackray.runtime.config import StackConfig
 
 MODELS = "models"
 
@@ -364,3 +369,38 @@ def completion_from_chunks(chunks: list[OpenAIChatCompletionChunk]) -> OpenAICha
             "usage": usage.model_dump() if usage is not None else None,
         }
     )
+
+
+def open_completion_store(stack: StackConfig) -> DocumentStore:
+    """The stored OpenAI chat completions (`inference_store`)."""
+    return DocumentStore(
+        stack.inference_store_config(),
+        table="chat_completions",
+        indexed={"model": str, "created": int},
+    )
+
+
+async def register_config_models(router: InferenceRouter, stack: StackConfig) -> None:
+    """Register the run config's models (idempotent: every process does it at start)."""
+    for model in stack.models:
+        await router.register_model(
+            RegisterModelRequest(
+                model_id=model.model_id,
+                provider_id=model.provider_id,
+                provider_model_id=model.provider_model_id,
+                model_type=ModelType(model.model_type),
+                metadata=model.metadata or None,
+            )
+        )
+
+
+async def build_router(
+    stack: StackConfig, deps: dict[Api, Any], servers: dict[str, Any] | None = None
+) -> InferenceRouter:
+    """The inference router (`ROUTERS[Api.inference]`), a library: the gateway and each
+    deployment that calls inference build one over the model servers' clients
+    (`servers`) and in-process remote adapters; all of them read the same registry."""
+    providers = await build_providers(stack, Api.inference, deps, servers)
+    router = InferenceRouter(providers, open_registry(stack), open_completion_store(stack))
+    await register_config_models(router, stack)
+    return router

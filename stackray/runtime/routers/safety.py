@@ -205,30 +205,14 @@ def moderation_result(violation: SafetyViolation | None) -> ModerationResult:
 
 
 async def build_router(
-    stack: Any, deps: dict[Api, Any], model_servers: dict[str, Any] | None = None
+    stack: Any, deps: dict[Api, Any], servers: dict[str, Any] | None = None
 ) -> SafetyRouter:
     """The safety router (`ROUTERS[Api.safety]`): its providers (given the APIs they
     call), then the run config's shields registered (idempotent: every replica does it)."""
-    from stackray.api.errors import ConfigError
-    from stackray.deployments.backends import GuardedProvider, ProviderProxy, as_backend
-    from stackray.providers.registry import spec_for
-    from stackray.runtime.resolver import instantiate_provider
-    from stackray.runtime.stack import open_registry
+    from stackray.runtime.resolver import build_providers
+    from stackray.runtime.resources import open_registry
 
-    providers: dict[str, Any] = {}
-    for provider in stack.providers_of(Api.safety):
-        spec = spec_for(provider, Api.safety)
-        if spec.model_server and model_servers is not None:
-            if provider.provider_id not in model_servers:
-                raise ConfigError(
-                    f"no model server deployment for provider {provider.provider_id!r}"
-                )
-            impl: Any = ProviderProxy(
-                as_backend(model_servers[provider.provider_id]), provider.provider_id
-            )
-        else:
-            impl = await instantiate_provider(Api.safety, provider, stack, deps)
-        providers[provider.provider_id] = GuardedProvider(impl, provider.provider_id)
+    providers = await build_providers(stack, Api.safety, deps, servers)
     router = SafetyRouter(providers, open_registry(stack))
     for shield in stack.shields:
         await router.register_shield(

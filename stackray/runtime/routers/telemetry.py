@@ -22,15 +22,20 @@ from stackray.api.telemetry import (
     Span,
     Trace,
 )
-from stackray.deployments.backends import GuardedProvider
 from stackray.runtime.config import StackConfig
-from stackray.runtime.resolver import instantiate_provider
+from stackray.runtime.resolver import build_providers
 
 
 class TelemetryRouter:
     def __init__(self, provider: Any, datasetio: Any | None = None) -> None:
         self.provider = provider
         self.datasetio = datasetio
+
+    async def health(self) -> None:
+        """Raises if the trace store is unreachable (when the provider can tell)."""
+        check = getattr(self.provider, "health", None)
+        if check is not None:
+            await check()
 
     async def log_event(self, request: LogEventRequest) -> None:
         await self.provider.log_event(request)
@@ -110,11 +115,11 @@ def append_rows_request(rows: list[dict[str, Any]]) -> Any:
 
 
 async def build_router(
-    stack: StackConfig, deps: dict[Api, Any], model_servers: dict[str, Any] | None = None
+    stack: StackConfig, deps: dict[Api, Any], servers: dict[str, Any] | None = None
 ) -> TelemetryRouter:
     """The telemetry router (`ROUTERS[Api.telemetry]`)."""
     providers = stack.providers_of(Api.telemetry)
     if len(providers) != 1:
         raise ConfigError(f"the telemetry API needs exactly one provider, got {len(providers)}")
-    impl = await instantiate_provider(Api.telemetry, providers[0], stack)
-    return TelemetryRouter(GuardedProvider(impl, providers[0].provider_id), deps.get(Api.datasetio))
+    guarded = await build_providers(stack, Api.telemetry, deps, servers)
+    return TelemetryRouter(guarded[providers[0].provider_id], deps.get(Api.datasetio))

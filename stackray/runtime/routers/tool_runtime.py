@@ -405,21 +405,16 @@ class ToolRuntimeRouter:
 
 
 async def build_router(
-    stack: Any, deps: dict[Api, Any], model_servers: dict[str, Any] | None = None
+    stack: Any, deps: dict[Api, Any], servers: dict[str, Any] | None = None
 ) -> ToolRuntimeRouter:
     """The tool runtime router (`ROUTERS[Api.tool_runtime]`): its providers in-process
     (each given the APIs it uses, e.g. vector_io and inference for the RAG tool), and
     the run config's `tool_groups` registered."""
-    from stackray.deployments.backends import GuardedProvider
-    from stackray.runtime.resolver import instantiate_provider
-    from stackray.runtime.stack import open_registry
+    from stackray.runtime.resolver import build_providers
+    from stackray.runtime.resources import open_registry
 
-    providers: dict[str, Any] = {}
-    types: dict[str, str] = {}
-    for provider in stack.providers_of(Api.tool_runtime):
-        impl = await instantiate_provider(Api.tool_runtime, provider, stack, deps)
-        providers[provider.provider_id] = GuardedProvider(impl, provider.provider_id)
-        types[provider.provider_id] = provider.provider_type
+    providers = await build_providers(stack, Api.tool_runtime, deps, servers)
+    types = {p.provider_id: p.provider_type for p in stack.providers_of(Api.tool_runtime)}
     router = ToolRuntimeRouter(providers, open_registry(stack), types)
     for group in stack.tool_groups:
         await router.register_config_tool_group(

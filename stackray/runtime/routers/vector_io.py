@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +31,9 @@ from stackray.api.vector_io import (
     SearchMode,
     VectorDB,
 )
-from stackray.deployments.backends import GuardedProvider, ProviderProxy, as_backend
-from stackray.providers.registry import spec_for
 from stackray.providers.utils.keyword import reciprocal_rank_fusion
-from stackray.runtime.resources import ResourceRegistry
+from stackray.runtime.resolver import build_providers
+from stackray.runtime.resources import ResourceRegistry, open_registry
 from stackray.runtime.routers.vector_stores import VectorStoresMixin, open_vector_store_tables
 from stackray.runtime.storage import DocumentStore
 
@@ -162,11 +160,6 @@ def default_chunk_id(chunk: Chunk, text: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-async def _resolve(value: Any) -> Any:
-    """Await a result from a dependency that may be a local router (sync) or a handle client."""
-    return await value if inspect.isawaitable(value) else value
-
-
 class VectorIORouter(VectorStoresMixin):
     """Routes vector IO calls by vector_db_id; serves the vector_dbs API and the OpenAI
     vector stores (`VectorStoresMixin`)."""
@@ -189,7 +182,7 @@ class VectorIORouter(VectorStoresMixin):
 
     async def default_embedding_model(self) -> str:
         """The embedding model of vector stores created without one: the first registered."""
-        listing = await _resolve(self.inference.list_models())
+        listing = await self.inference.list_models()
         for model in listing.data:
             if model.model_type == ModelType.embedding:
                 return str(model.identifier)
@@ -215,7 +208,7 @@ class VectorIORouter(VectorStoresMixin):
 
     async def _embedding_model(self, model_id: str) -> Model:
         try:
-            model = await _resolve(self.inference.get_model(model_id))
+            model = await self.inference.get_model(model_id)
         except NotFoundError:
             raise BadRequestError(
                 f"embedding model {model_id!r} is not registered; GET /v1/models lists the models",
@@ -474,29 +467,6 @@ def weighted_fusion(
 # ---- building -------------------------------------------------------------------------
 
 
-async def build_vector_io_providers(
-    stack: Any, deps: dict[Api, Any], model_servers: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Vector IO providers by id (config order: the first is the default): proxies for
-    those running in their own deployment, in-process objects for the rest (and for all
-    of them when `model_servers` is None)."""
-    from stackray.runtime.resolver import instantiate_provider
-
-    providers: dict[str, Any] = {}
-    for provider in stack.providers_of(Api.vector_io):
-        spec = spec_for(provider, Api.vector_io)
-        if spec.model_server and model_servers is not None:
-            if provider.provider_id not in model_servers:
-                raise ConfigError(f"no deployment for vector_io provider {provider.provider_id!r}")
-            impl: Any = ProviderProxy(
-                as_backend(model_servers[provider.provider_id]), provider.provider_id
-            )
-        else:
-            impl = await instantiate_provider(Api.vector_io, provider, stack, deps)
-        providers[provider.provider_id] = GuardedProvider(impl, provider.provider_id)
-    return providers
-
-
 async def register_config_vector_dbs(router: VectorIORouter, stack: Any) -> None:
     """Register the run config's vector dbs (idempotent: every replica does it at start)."""
     for vdb in stack.vector_dbs:
@@ -512,12 +482,11 @@ async def register_config_vector_dbs(router: VectorIORouter, stack: Any) -> None
 
 
 async def build_router(
-    stack: Any, deps: dict[Api, Any], model_servers: dict[str, Any] | None = None
+    stack: Any, deps: dict[Api, Any], servers: dict[str, Any] | None = None
 ) -> VectorIORouter:
-    """The vector_io router (`ROUTERS[Api.vector_io]`)."""
-    from stackray.runtime.stack import open_registry
-
-    providers = await build_vector_io_providers(stack, deps, model_servers)
+    """The vector_io router (`ROUTERS[Api.vector_io]`); its providers in config order
+    (the first is the default)."""
+    providers = await build_providers(stack, Api.vector_io, deps, servers)
     registry = open_registry(stack)
     router = VectorIORouter(
         providers,

@@ -337,7 +337,7 @@ def activate(span: Any) -> Any:
 def fail(span: Any, exc: BaseException) -> None:
     if span is None or not span.is_recording():
         return
-    from stackray.deployments.backends import unwrap
+    from stackray.runtime.errors import unwrap
 
     err = unwrap(exc)
     status_code = getattr(err, "status_code", 500)

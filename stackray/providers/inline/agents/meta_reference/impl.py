@@ -59,11 +59,10 @@ from stackray.providers.inline.agents.meta_reference.turn import (
     TurnRunner,
     TurnState,
     TurnTools,
-    as_stack_error,
-    maybe_await,
     new_id,
     now,
 )
+from stackray.runtime.errors import to_stack_error
 from stackray.runtime.storage import DocumentStore, SqliteStoreConfig
 
 
@@ -190,9 +189,9 @@ class MetaReferenceAgents(OpenAIResponses):
         if vector_db_id is None or vector_io is None:
             return
         try:
-            await maybe_await(vector_io.unregister_vector_db(vector_db_id))
+            await vector_io.unregister_vector_db(vector_db_id)
         except Exception as exc:
-            err = as_stack_error(exc, "vector_io")
+            err = to_stack_error(exc, api="vector_io")
             if not isinstance(err, NotFoundError):  # already gone: nothing to do
                 raise err from None
 
@@ -316,9 +315,9 @@ class MetaReferenceAgents(OpenAIResponses):
 
     async def _check_model(self, model_id: str, field: str = "agent_config.model") -> Model:
         try:
-            model: Model = await maybe_await(self.deps[Api.inference].get_model(model_id))
+            model: Model = await self.deps[Api.inference].get_model(model_id)
         except Exception as exc:
-            err = as_stack_error(exc, "inference")
+            err = to_stack_error(exc, api="inference")
             if isinstance(err, NotFoundError):
                 raise BadRequestError(err.message, field=field) from None
             raise err from None
@@ -392,7 +391,7 @@ class MetaReferenceAgents(OpenAIResponses):
             try:
                 listing = await runtime.list_runtime_tools(group_id, None)
             except Exception as exc:
-                err = as_stack_error(exc, "tool_runtime")
+                err = to_stack_error(exc, api="tool_runtime")
                 if isinstance(err, NotFoundError | BadRequestError):
                     raise BadRequestError(
                         f"toolgroup {group_id!r}: {err.message}", field=where
@@ -427,9 +426,9 @@ class MetaReferenceAgents(OpenAIResponses):
     async def _embedding_model(self) -> tuple[str, int | None]:
         inference = self.deps[Api.inference]
         if self.config.embedding_model:
-            model: Model = await maybe_await(inference.get_model(self.config.embedding_model))
+            model: Model = await inference.get_model(self.config.embedding_model)
             return model.identifier, model.metadata.get("embedding_dimension")
-        listing = await maybe_await(inference.list_models())
+        listing = await inference.list_models()
         for m in listing.data:
             if m.model_type == ModelType.embedding:
                 return m.identifier, m.metadata.get("embedding_dimension")
@@ -487,7 +486,7 @@ class MetaReferenceAgents(OpenAIResponses):
         except StackError:
             raise
         except Exception as exc:
-            raise as_stack_error(exc, "vector_io") from None
+            raise to_stack_error(exc, api="vector_io") from None
 
 
 async def _last_turn(stream: AsyncIterator[AgentTurnResponseStreamChunk]) -> Turn:

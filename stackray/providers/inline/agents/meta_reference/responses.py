@@ -50,7 +50,7 @@ from stackray.api.responses import (
     OpenAIResponseTextFormat,
 )
 from stackray.api.vector_io import QueryChunksRequest
-from stackray.providers.inline.agents.meta_reference.turn import as_stack_error, maybe_await
+from stackray.runtime.errors import to_stack_error
 from stackray.runtime.storage import DocumentStore
 
 FILE_SEARCH = "file_search"
@@ -209,7 +209,7 @@ class OpenAIResponses:
                                 slot["name"] += call.function.name or ""
                                 slot["arguments"] += call.function.arguments or ""
             except Exception as exc:
-                raise as_stack_error(exc, "inference") from None
+                raise to_stack_error(exc, api="inference") from None
 
             if text_item is not None:
                 full = "".join(text)
@@ -349,9 +349,9 @@ class OpenAIResponses:
 
     async def _prepare_response(self, request: CreateOpenaiResponseRequest) -> _Prepared:
         try:
-            await maybe_await(self.deps[Api.inference].get_model(request.model))
+            await self.deps[Api.inference].get_model(request.model)
         except Exception as exc:
-            raise as_stack_error(exc, "inference") from None
+            raise to_stack_error(exc, api="inference") from None
         items: list[Any] = []
         if request.previous_response_id is not None:
             previous = self._stored_response(request.previous_response_id, "previous_response_id")
@@ -430,7 +430,7 @@ class OpenAIResponses:
                     )
                 )
             except Exception as exc:
-                raise as_stack_error(exc, "vector_io") from None
+                raise to_stack_error(exc, api="vector_io") from None
             for chunk, score in zip(found.chunks, found.scores, strict=False):
                 results.append(
                     {

@@ -8,7 +8,6 @@ turn is then stored with what `resume` needs).
 
 from __future__ import annotations
 
-import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -50,7 +49,7 @@ from stackray.api.common import (
     UserMessage,
 )
 from stackray.api.datatypes import Api
-from stackray.api.errors import BadRequestError, ProviderError, StackError
+from stackray.api.errors import BadRequestError
 from stackray.api.inference import (
     ChatCompletionRequest,
     ChatCompletionResponseEventType,
@@ -61,9 +60,9 @@ from stackray.api.inference import (
 from stackray.api.safety import RunShieldRequest, SafetyViolation, ViolationLevel
 from stackray.api.tools import InvokeToolRequest
 from stackray.api.vector_io import QueryChunksRequest
-from stackray.deployments.backends import unwrap
 from stackray.providers.inline.agents.meta_reference.context import content_text
 from stackray.providers.inline.agents.meta_reference.persistence import AgentStore, PendingTurn
+from stackray.runtime.errors import to_stack_error
 
 RAG_TOOL = "knowledge_search"
 
@@ -77,19 +76,6 @@ def now() -> datetime:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def as_stack_error(exc: BaseException, api: str) -> StackError:
-    """What another API raised (possibly wrapped by Ray), as a `StackError`."""
-    exc = unwrap(exc)
-    if isinstance(exc, StackError):
-        return exc
-    return ProviderError(f"the {api} API failed: {type(exc).__name__}: {exc}")
-
-
-async def maybe_await(value: Any) -> Any:
-    """Dependencies are routers in one process (sync methods stay sync) or `ApiClient`s."""
-    return await value if inspect.isawaitable(value) else value
 
 
 def chunk(payload: AgentTurnResponseEventPayload) -> AgentTurnResponseStreamChunk:
@@ -262,7 +248,7 @@ class TurnRunner:
                     RunShieldRequest(shield_id=shield_id, messages=messages)
                 )
             except Exception as exc:
-                raise as_stack_error(exc, "safety") from None
+                raise to_stack_error(exc, api="safety") from None
             violation = result.violation
             if violation is None:
                 continue
@@ -308,7 +294,7 @@ class TurnRunner:
                 )
             )
         except Exception as exc:
-            raise as_stack_error(exc, "vector_io") from None
+            raise to_stack_error(exc, api="vector_io") from None
         texts = [content_text(c.content) for c in result.chunks]
         context = ""
         if texts:
@@ -365,7 +351,7 @@ class TurnRunner:
                 if event.event_type == ChatCompletionResponseEventType.complete:
                     stop = event.stop_reason or stop
         except Exception as exc:
-            raise as_stack_error(exc, "inference") from None
+            raise to_stack_error(exc, api="inference") from None
         if calls and stop == StopReason.end_of_turn:
             stop = StopReason.end_of_message
         message = CompletionMessage(content="".join(text), stop_reason=stop, tool_calls=calls)
@@ -430,7 +416,7 @@ class TurnRunner:
                 InvokeToolRequest(tool_name=name, kwargs=kwargs)
             )
         except Exception as exc:
-            err = as_stack_error(exc, "tool_runtime")
+            err = to_stack_error(exc, api="tool_runtime")
             return ToolResponse(
                 call_id=call.call_id, tool_name=call.tool_name, content=f"error: {err.message}"
             )

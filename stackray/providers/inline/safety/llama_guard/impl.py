@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from stackray.api.common import (
@@ -18,7 +17,6 @@ from stackray.api.errors import BadRequestError, NotFoundError, ProviderError
 from stackray.api.inference import ChatCompletionRequest, CompletionRequest
 from stackray.api.models import ModelType
 from stackray.api.safety import RunShieldResponse, SafetyViolation, Shield, ViolationLevel
-from stackray.deployments.backends import unwrap
 from stackray.providers.inline.safety.llama_guard.categories import CATEGORIES
 from stackray.providers.inline.safety.llama_guard.config import (
     LlamaGuardConfig,
@@ -31,13 +29,8 @@ from stackray.providers.inline.safety.llama_guard.prompt import (
     judged_messages,
     parse_verdict,
 )
+from stackray.runtime.errors import unwrap
 from stackray.runtime.resolver import ProviderContext
-
-
-async def _maybe_await(value: Any) -> Any:
-    # In one process the dependency is the inference router itself (some methods plain);
-    # in Serve it is an ApiClient (every method awaited).
-    return await value if inspect.isawaitable(value) else value
 
 
 class LlamaGuardSafetyProvider:
@@ -70,7 +63,7 @@ class LlamaGuardSafetyProvider:
     async def register_shield(self, shield: Shield) -> Shield:
         model_id = shield.provider_resource_id or shield.identifier
         try:
-            model = await _maybe_await(self.inference.get_model(model_id))
+            model = await self.inference.get_model(model_id)
         except Exception as exc:
             if isinstance(unwrap(exc), NotFoundError):
                 raise BadRequestError(

@@ -105,7 +105,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as e:
         return _fail(f"invalid config:\n{e}")
     if not args.skip_host_checks:
-        from stackray.providers.registry import check_hosts
+        from stackray.runtime.provider_config import check_hosts
 
         try:
             check_hosts(stack)
@@ -119,8 +119,8 @@ def cmd_providers(args: argparse.Namespace) -> int:
     from stackray.providers.registry import BUILTIN_PROVIDERS
 
     for spec in BUILTIN_PROVIDERS:
-        where = "model server" if spec.model_server else "in-process"
-        print(f"{spec.api.value:<14} {spec.provider_type:<34} {where:<13} {spec.description}")
+        where = f"{spec.deployment}-<id>" if spec.deployment else "in-process"
+        print(f"{spec.api.value:<14} {spec.provider_type:<34} {where:<15} {spec.description}")
     return 0
 
 
