@@ -2,7 +2,7 @@
 JSON output, free ports, and starting/stopping a stack in this process.
 
 Everything above the "Stacks" section is pure Python (no Ray, no torch) and is unit tested
-in tests/unit/test_bench_common.py.
+in tests/unit/bench/test_common.py.
 """
 
 from __future__ import annotations

@@ -118,6 +118,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_providers(args: argparse.Namespace) -> int:
     from stackray.providers.registry import BUILTIN_PROVIDERS
 
+    print(f"{'API':<14} {'PROVIDER TYPE':<34} {'RUNS IN':<15} DESCRIPTION")
     for spec in BUILTIN_PROVIDERS:
         where = f"{spec.deployment}-<id>" if spec.deployment else "in-process"
         print(f"{spec.api.value:<14} {spec.provider_type:<34} {where:<15} {spec.description}")

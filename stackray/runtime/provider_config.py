@@ -16,7 +16,10 @@ from stackray.api.errors import ConfigError
 from stackray.providers.registry import import_object, spec_for
 from stackray.providers.spec import ProviderSpec
 from stackray.runtime.config_errors import format_validation_error
-from stackray.runtime.routers import IN_PROCESS, routed_apis
+from stackray.runtime.routers import IN_PROCESS, ROUTERS, owner, routed_apis
+
+GATEWAY_APIS = frozenset({Api.inspect, Api.providers})
+"""APIs the gateway answers itself (routes, providers, health)."""
 
 if TYPE_CHECKING:
     from stackray.runtime.config import StackConfig
@@ -35,6 +38,13 @@ def validate_providers(config: StackConfig, source: str) -> None:
     seen: dict[tuple[Api, str], str] = {}
     own_deployments: dict[str, str] = {}
     served = set(config.apis)
+    servable = sorted(a.value for a in Api if a in GATEWAY_APIS or owner(a) in ROUTERS)
+    for i, api in enumerate(config.apis):
+        if api not in GATEWAY_APIS and owner(api) not in ROUTERS:
+            raise ConfigError(
+                f"{source}: apis[{i}]: {api.value} is not served by this version "
+                f"(served: {', '.join(servable)})"
+            )
     for api, providers in config.providers.items():
         if api not in served:
             continue

@@ -70,7 +70,13 @@ def test_invalid_config_fails_fast_with_path_and_field(tmp_path):
 def test_check_and_providers():
     assert run_cli("check", "local").stdout.startswith("local: ok")
     listing = run_cli("providers").stdout
+    header, *rows = listing.splitlines()
+    assert header.split() == ["API", "PROVIDER", "TYPE", "RUNS", "IN", "DESCRIPTION"]
     assert "inline::transformers" in listing and "inline::sentence-transformers" in listing
+    runs_in = {row.split()[1]: row.split()[2] for row in rows}
+    assert runs_in["inline::transformers"] == "model-<id>"
+    assert runs_in["inline::faiss"] == "index-<id>"
+    assert runs_in["remote::vllm"] == "in-process"
 
 
 def test_run_serves_and_stops_cleanly_on_ctrl_c(tmp_path):

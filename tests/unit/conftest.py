@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.mcp_server import MCPTestServer
-from tests.unit.remote_ollama_server import OLLAMA_MODELS, ollama_app
-from tests.unit.remote_servers import FakeService, openai_app
-from tests.unit.search_servers import search_app
+from tests.unit.support.remote_ollama_server import OLLAMA_MODELS, ollama_app
+from tests.unit.support.remote_servers import FakeService, openai_app
+from tests.unit.support.search_servers import search_app
 
 
 @pytest.fixture(scope="session")

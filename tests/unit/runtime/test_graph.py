@@ -24,7 +24,7 @@ from stackray.runtime.calls import LocalTransport
 from stackray.runtime.config import parse_config
 from stackray.runtime.graph import build_local_stack, stack_graph
 from stackray.runtime.request_context import RequestContext
-from tests.unit.search_servers import KEY
+from tests.unit.support.search_servers import KEY
 
 _DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("hop_depth", default=0)
 
