@@ -19,7 +19,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from stackray import __version__
 from stackray.api.datatypes import Api
-from stackray.api.errors import BadRequestError, NotFoundError, StackError
+from stackray.api.errors import (
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    StackError,
+)
 from stackray.api.inspect import (
     HealthInfo,
     HealthStatus,
@@ -31,6 +36,13 @@ from stackray.api.inspect import (
 )
 from stackray.deployments.routes import Routes, json_response, register_all
 from stackray.runtime import telemetry
+from stackray.runtime.auth import (
+    FAILED,
+    PUBLIC_PATHS,
+    Authenticator,
+    bearer_token,
+    build_authenticator,
+)
 from stackray.runtime.calls import ApiClient
 from stackray.runtime.config import StackConfig
 from stackray.runtime.errors import to_stack_error
@@ -116,17 +128,45 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(status_code=400, content=body)
 
 
-class RequestContextMiddleware:
-    """Builds the `RequestContext` of each HTTP request from its headers (pure ASGI, so
-    the context variable it sets is visible to the endpoint)."""
+def _unauthenticated(presented: bool) -> JSONResponse:
+    # RFC 6750: a challenge naming the scheme; `invalid_token` when one was presented.
+    # The body says the same whatever failed (unknown key, expiry, signature ...).
+    challenge = 'Bearer realm="llama-stack"'
+    if presented:
+        challenge += ', error="invalid_token"'
+    return JSONResponse(
+        status_code=401,
+        content=error_body(AuthenticationError(FAILED)),
+        headers={"WWW-Authenticate": challenge},
+    )
 
-    def __init__(self, app: Any) -> None:
+
+class RequestContextMiddleware:
+    """Authenticates each HTTP request (when the stack has `server.auth`) and builds its
+    `RequestContext` from its headers and caller (pure ASGI, so the context variable it
+    sets is visible to the endpoint and travels with every call it makes)."""
+
+    def __init__(self, app: Any, authenticator: Authenticator | None = None) -> None:
         self.app = app
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        user = None
+        if self.authenticator is not None and scope.get("path") not in PUBLIC_PATHS:
+            presented = bearer_token(scope)
+            if presented is None:
+                await _unauthenticated(False)(scope, receive, send)
+                return
+            try:
+                user = await self.authenticator.authenticate(presented, scope)
+            except Exception as exc:
+                reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+                logger.info("refused %s %s: %s", scope.get("method"), scope.get("path"), reason)
+                await _unauthenticated(True)(scope, receive, send)
+                return
         header = None
         wanted = PROVIDER_DATA_HEADER.lower().encode()
         for name, value in scope.get("headers", ()):
@@ -134,7 +174,7 @@ class RequestContextMiddleware:
                 header = value.decode("latin-1")
                 break
         try:
-            ctx = RequestContext(provider_data=parse_provider_data(header))
+            ctx = RequestContext(provider_data=parse_provider_data(header), user=user)
         except StackError as err:
             await JSONResponse(status_code=err.status_code, content=error_body(err))(
                 scope, receive, send
@@ -158,7 +198,9 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
     served = set(stack.apis)
     route_apis: dict[str, Api] = {}
 
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware, authenticator=build_authenticator(stack.server.auth)
+    )
     app.add_middleware(telemetry.TracingMiddleware)
 
     @app.exception_handler(StackError)

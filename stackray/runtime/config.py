@@ -23,6 +23,7 @@ from pydantic import (
 
 from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
+from stackray.runtime.auth import AuthConfig
 from stackray.runtime.config_errors import format_validation_error
 from stackray.runtime.envsubst import interpolate
 from stackray.runtime.provider_config import validate_providers
@@ -132,11 +133,6 @@ class ToolGroupInput(_Strict):
     mcp_endpoint: dict[str, Any] | None = Field(default=None, description="{uri} of an MCP server.")
 
 
-class AuthConfig(_Strict):
-    provider_type: str = Field(description="Authentication provider type.")
-    config: dict[str, Any] = Field(default_factory=dict, description="Its settings.")
-
-
 class ServerConfig(_Strict):
     """HTTP server settings."""
 
@@ -147,7 +143,10 @@ class ServerConfig(_Strict):
     tls_certfile: str | None = Field(default=None, description="TLS certificate file.")
     tls_keyfile: str | None = Field(default=None, description="TLS key file.")
     tls_cafile: str | None = Field(default=None, description="TLS CA file.")
-    auth: AuthConfig | None = Field(default=None, description="Authentication of requests.")
+    auth: AuthConfig | None = Field(
+        default=None,
+        description="Authentication of requests and access rules of resources (docs/security.md).",
+    )
     disable_ipv6: bool = Field(default=False, description="Bind IPv4 only.")
 
 
@@ -310,14 +309,8 @@ class StackConfig(_Strict):
     @model_validator(mode="after")
     def _nothing_parsed_and_ignored(self) -> StackConfig:
         """Fields of Llama Stack's run config that this version does not act on are
-        refused, naming the field: accepted and ignored, auth would be a security trap."""
+        refused, naming the field: accepted and ignored, TLS would be a security trap."""
         server = self.server
-        if server.auth is not None:
-            raise ValueError(
-                "server.auth: authentication is not implemented in this version; remove "
-                "the field (requests would not be authenticated) and put the stack behind "
-                "an authenticating proxy"
-            )
         for name in ("tls_certfile", "tls_keyfile", "tls_cafile"):
             if getattr(server, name) is not None:
                 raise ValueError(

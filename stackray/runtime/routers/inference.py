@@ -44,6 +44,7 @@ from stackray.api.models import (
     RegisterModelRequest,
 )
 from stackray.runtime import telemetry
+from stackray.runtime.access_control import Action
 from stackray.runtime.resolver import build_providers
 from stackray.runtime.resources import ResourceRegistry, open_registry
 from stackray.runtime.storage import DocumentStore
@@ -98,7 +99,7 @@ class InferenceRouter:
             model_type=request.model_type or ModelType.llm,
             metadata=request.metadata or {},
         )
-        existing = self.registry.get(Model, MODELS, model.identifier)
+        existing = self.registry.get_for_create(Model, MODELS, model.identifier)
         if existing is not None:
             if (existing.provider_id, existing.provider_resource_id, existing.model_type) == (
                 model.provider_id,
@@ -110,6 +111,7 @@ class InferenceRouter:
                 f"model {model.identifier!r} is already registered with provider {existing.provider_id!r} "
                 f"as {existing.provider_resource_id!r}; unregister it first"
             )
+        self.registry.require(Action.create, MODELS, model.identifier)
         registered = await self.providers[provider_id].register_model(model)
         if not self.registry.put_if_absent(MODELS, registered.identifier, registered):
             # Another replica registered it meanwhile: same model is fine, a different one conflicts.
@@ -118,6 +120,7 @@ class InferenceRouter:
 
     async def unregister_model(self, model_id: str) -> None:
         model = self.get_model(model_id)
+        self.registry.require(Action.delete, MODELS, model.identifier)
         provider = self.providers.get(model.provider_id)
         if provider is not None:
             await provider.unregister_model(model.provider_resource_id)
