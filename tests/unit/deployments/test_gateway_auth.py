@@ -1,0 +1,223 @@
+"""Authentication and access control at the HTTP surface, over an in-process stack (no
+Ray): api keys for two users and an admin, models and vector dbs (echo inference, faiss),
+the 401 answers, and a 404 for another's resource that reads exactly like a missing one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from stackray.deployments.gateway import create_gateway_app
+from stackray.runtime.config import parse_config
+from stackray.runtime.graph import build_local_stack
+
+KEYS = {
+    "alice": "alice-key-0123456789abcdef",
+    "bob": "bob-key-0123456789abcdef",
+    "admin": "admin-key-0123456789abcdef",
+}
+ALL = ["create", "read", "update", "delete"]
+
+
+def config(tmp_path: Any, access_policy: list[dict[str, Any]] | None = None) -> Any:
+    auth: dict[str, Any] = {
+        "provider_type": "api_key",
+        "config": {
+            "keys": [
+                {"key": KEYS["alice"], "principal": "alice", "attributes": {"roles": ["alice"]}},
+                {"key": KEYS["bob"], "principal": "bob", "attributes": {"roles": ["bob"]}},
+                {"key": KEYS["admin"], "principal": "root", "attributes": {"roles": ["admin"]}},
+            ]
+        },
+    }
+    if access_policy is not None:
+        auth["access_policy"] = access_policy
+    return parse_config(
+        {
+            "version": 2,
+            "image_name": "auth-gw",
+            "apis": ["inference", "vector_io"],
+            "providers": {
+                "inference": [
+                    {
+                        "provider_id": "echo",
+                        "provider_type": "remote::echo",
+                        "module": "stackray_echo",
+                    }
+                ],
+                "vector_io": [{"provider_id": "faiss", "provider_type": "inline::faiss"}],
+            },
+            "models": [
+                {"model_id": "shared-llm", "provider_id": "echo"},
+                {
+                    "model_id": "echo-embed",
+                    "provider_id": "echo",
+                    "model_type": "embedding",
+                    "metadata": {"embedding_dimension": 8},
+                },
+            ],
+            "server": {"auth": auth},
+            "storage": {"data_dir": str(tmp_path)},
+        }
+    )
+
+
+ADMIN_POLICY = [
+    {"permit": {"actions": ALL}, "when": "user with admin in roles", "description": "admins"},
+    {"permit": {"actions": ALL}, "when": ["user in owners roles"], "description": "owners"},
+]
+
+
+class Caller:
+    def __init__(self, client: TestClient, who: str | None) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {KEYS[who]}"} if who else {}
+
+    def __getattr__(self, method: str) -> Any:
+        def call(path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+            return getattr(self.client, method)(path, headers=headers or self.headers, **kwargs)
+
+        return call
+
+
+@pytest.fixture(params=["default", "admin-rule"])
+def stack(request, tmp_path):
+    policy = None if request.param == "default" else ADMIN_POLICY
+    cfg = config(tmp_path, policy)
+    routers = asyncio.run(build_local_stack(cfg))
+    with TestClient(create_gateway_app(cfg, routers)) as client:
+        yield (
+            request.param,
+            {who: Caller(client, who) for who in KEYS} | {"anonymous": Caller(client, None)},
+        )
+
+
+def ids(response: Any) -> set[str]:
+    assert response.status_code == 200, response.text
+    return {item["identifier"] for item in response.json()["data"]}
+
+
+def same_as_missing(theirs: Any, missing: Any, their_id: str, missing_id: str) -> None:
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.text.replace(their_id, "ID") == missing.text.replace(missing_id, "ID")
+
+
+# ---- authentication --------------------------------------------------------------------
+
+
+def test_no_or_bad_credentials_get_401_with_a_challenge(stack, caplog):
+    _, users = stack
+    anonymous = users["anonymous"]
+    caplog.set_level(logging.INFO, logger="stackray.gateway")
+    for response in (
+        anonymous.get("/v1/models"),
+        anonymous.get("/v1/models", headers={"Authorization": "Bearer wrong-key-0123456789"}),
+        anonymous.get("/v1/providers", headers={"Authorization": "Basic YWxpY2U6eA=="}),
+        anonymous.post("/v1/vector-io/query", json={}),
+    ):
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith('Bearer realm="llama-stack"')
+        assert response.json()["error"]["message"] == "missing or invalid credentials"
+    bad = anonymous.get("/v1/models", headers={"Authorization": "Bearer wrong-key-0123456789"})
+    assert 'error="invalid_token"' in bad.headers["www-authenticate"]
+    # The reason is logged for the operator; the key is not.
+    assert "unknown API key" in caplog.text
+    assert "wrong-key-0123456789" not in caplog.text
+
+
+def test_health_and_version_stay_open(stack):
+    _, users = stack
+    assert users["anonymous"].get("/v1/health").status_code == 200
+    assert users["anonymous"].get("/v1/version").status_code == 200
+    assert users["alice"].get("/v1/models").status_code == 200
+
+
+# ---- models ----------------------------------------------------------------------------
+
+
+def test_models_of_one_user_are_invisible_to_another(stack):
+    mode, users = stack
+    alice, bob, admin = users["alice"], users["bob"], users["admin"]
+    r = alice.post("/v1/models", json={"model_id": "alice-llm", "provider_id": "echo"})
+    assert r.status_code == 200, r.text
+    assert "owner" not in r.json()  # the contract's Model has no owner field
+    assert ids(alice.get("/v1/models")) == {"shared-llm", "echo-embed", "alice-llm"}
+    assert ids(bob.get("/v1/models")) == {"shared-llm", "echo-embed"}
+    openai_ids = {m["id"] for m in bob.get("/v1/openai/v1/models").json()["data"]}
+    assert "alice-llm" not in openai_ids
+    same_as_missing(
+        bob.get("/v1/models/alice-llm"), bob.get("/v1/models/nope"), "alice-llm", "nope"
+    )
+    same_as_missing(
+        bob.delete("/v1/models/alice-llm"), bob.delete("/v1/models/nope"), "alice-llm", "nope"
+    )
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    theirs = bob.post("/v1/inference/chat-completion", json={"model_id": "alice-llm", **chat})
+    missing = bob.post("/v1/inference/chat-completion", json={"model_id": "nope", **chat})
+    same_as_missing(theirs, missing, "alice-llm", "nope")
+    r = bob.post(
+        "/v1/chat/completions", json={"model": "alice-llm", **chat}
+    )  # the OpenAI route too
+    assert r.status_code == 404
+    ok = alice.post("/v1/inference/chat-completion", json={"model_id": "alice-llm", **chat})
+    assert ok.status_code == 200
+    # Bob cannot take alice's id (ids are one namespace), and says so without detail.
+    taken = bob.post("/v1/models", json={"model_id": "alice-llm", "provider_id": "echo"})
+    assert taken.status_code == 409
+    assert "alice" not in taken.text.replace("alice-llm", "")
+    if mode == "admin-rule":
+        assert "alice-llm" in ids(admin.get("/v1/models"))
+        assert admin.delete("/v1/models/alice-llm").status_code == 200
+        assert alice.get("/v1/models/alice-llm").status_code == 404
+    else:  # the default policy has no admin: attributes decide
+        assert "alice-llm" not in ids(admin.get("/v1/models"))
+        assert alice.delete("/v1/models/alice-llm").status_code == 200
+
+
+# ---- vector dbs ------------------------------------------------------------------------
+
+
+def test_vector_dbs_of_one_user_are_invisible_to_another(stack):
+    mode, users = stack
+    alice, bob, admin = users["alice"], users["bob"], users["admin"]
+    r = alice.post(
+        "/v1/vector-dbs", json={"vector_db_id": "alice-docs", "embedding_model": "echo-embed"}
+    )
+    assert r.status_code == 200, r.text
+    chunk = {"content": "the secret plan", "metadata": {"document_id": "d1"}}
+    r = alice.post("/v1/vector-io/insert", json={"vector_db_id": "alice-docs", "chunks": [chunk]})
+    assert r.status_code == 200, r.text
+    query = {"query": "plan"}
+    assert alice.post("/v1/vector-io/query", json={"vector_db_id": "alice-docs", **query}).json()[
+        "chunks"
+    ]
+    assert ids(bob.get("/v1/vector-dbs")) == set()
+    same_as_missing(
+        bob.post("/v1/vector-io/query", json={"vector_db_id": "alice-docs", **query}),
+        bob.post("/v1/vector-io/query", json={"vector_db_id": "nope", **query}),
+        "alice-docs",
+        "nope",
+    )
+    same_as_missing(
+        bob.post("/v1/vector-io/insert", json={"vector_db_id": "alice-docs", "chunks": [chunk]}),
+        bob.post("/v1/vector-io/insert", json={"vector_db_id": "nope", "chunks": [chunk]}),
+        "alice-docs",
+        "nope",
+    )
+    same_as_missing(
+        bob.delete("/v1/vector-dbs/alice-docs"),
+        bob.delete("/v1/vector-dbs/nope"),
+        "alice-docs",
+        "nope",
+    )
+    # Alice's data is untouched by bob's tries.
+    hits = alice.post("/v1/vector-io/query", json={"vector_db_id": "alice-docs", **query})
+    assert [c["content"] for c in hits.json()["chunks"]] == ["the secret plan"]
+    if mode == "admin-rule":
+        assert ids(admin.get("/v1/vector-dbs")) == {"alice-docs"}
+    else:
+        assert ids(admin.get("/v1/vector-dbs")) == set()
