@@ -299,8 +299,10 @@ class VectorIORouter(VectorStoresMixin):
             )
         self.registry.delete(VECTOR_DBS, vector_db.identifier)
 
-    def _route(self, vector_db_id: str) -> tuple[VectorDB, Any]:
+    def _route(self, vector_db_id: str, action: Action = Action.read) -> tuple[VectorDB, Any]:
         vector_db = self.get_vector_db(vector_db_id)
+        if action is not Action.read:  # writing chunks changes the vector db
+            self.registry.require(action, VECTOR_DBS, vector_db.identifier)
         provider = self.providers.get(vector_db.provider_id)
         if provider is None:
             raise BadRequestError(
@@ -339,7 +341,7 @@ class VectorIORouter(VectorStoresMixin):
     # ---- chunks ------------------------------------------------------------------------
 
     async def insert_chunks(self, request: InsertChunksRequest) -> None:
-        vector_db, provider = self._route(request.vector_db_id)
+        vector_db, provider = self._route(request.vector_db_id, Action.update)
         if len(request.chunks) > MAX_CHUNKS_PER_INSERT:
             raise BadRequestError(
                 f"{len(request.chunks)} chunks in one insert; at most {MAX_CHUNKS_PER_INSERT}",
@@ -385,7 +387,7 @@ class VectorIORouter(VectorStoresMixin):
 
     async def delete_chunks(self, vector_db_id: str, chunk_ids: list[str]) -> None:
         """Remove chunks by ``metadata['chunk_id']`` (for vector stores and re-ingestion)."""
-        vector_db, provider = self._route(vector_db_id)
+        vector_db, provider = self._route(vector_db_id, Action.update)
         if chunk_ids:
             await provider.delete_chunks(vector_db, chunk_ids)
 
