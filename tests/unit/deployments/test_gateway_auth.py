@@ -40,7 +40,7 @@ def config(tmp_path: Any, access_policy: list[dict[str, Any]] | None = None) -> 
         {
             "version": 2,
             "image_name": "auth-gw",
-            "apis": ["inference", "vector_io"],
+            "apis": ["inference", "vector_io", "files"],
             "providers": {
                 "inference": [
                     {
@@ -50,6 +50,7 @@ def config(tmp_path: Any, access_policy: list[dict[str, Any]] | None = None) -> 
                     }
                 ],
                 "vector_io": [{"provider_id": "faiss", "provider_type": "inline::faiss"}],
+                "files": [{"provider_id": "localfs", "provider_type": "inline::localfs"}],
             },
             "models": [
                 {"model_id": "shared-llm", "provider_id": "echo"},
@@ -221,3 +222,95 @@ def test_vector_dbs_of_one_user_are_invisible_to_another(stack):
         assert ids(admin.get("/v1/vector-dbs")) == {"alice-docs"}
     else:
         assert ids(admin.get("/v1/vector-dbs")) == set()
+
+
+# ---- files and OpenAI vector stores ----------------------------------------------------
+
+
+def upload(caller: Caller, text: str) -> str:
+    r = caller.post(
+        "/v1/openai/v1/files",
+        files={"file": ("notes.txt", text.encode(), "text/plain")},
+        data={"purpose": "assistants"},
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def test_files_of_one_user_are_invisible_to_another(stack):
+    mode, users = stack
+    alice, bob, admin = users["alice"], users["bob"], users["admin"]
+    mine = upload(alice, "alice's diary")
+    bobs = upload(bob, "bob's notes")
+    listed = {f["id"] for f in bob.get("/v1/openai/v1/files").json()["data"]}
+    assert listed == {bobs}
+    # A page of one holds one readable file, and the cursor of another's file is refused.
+    page = alice.get("/v1/openai/v1/files", params={"limit": 1}).json()
+    assert [f["id"] for f in page["data"]] == [mine] and page["has_more"] is False
+    assert bob.get("/v1/openai/v1/files", params={"after": mine}).status_code == 400
+    missing = "file-" + "0" * 32
+    for method, suffix in (("get", ""), ("get", "/content"), ("delete", "")):
+        same_as_missing(
+            getattr(bob, method)(f"/v1/openai/v1/files/{mine}{suffix}"),
+            getattr(bob, method)(f"/v1/openai/v1/files/{missing}{suffix}"),
+            mine,
+            missing,
+        )
+    assert alice.get(f"/v1/openai/v1/files/{mine}/content").text == "alice's diary"
+    # Bob cannot put alice's file into a vector store of his.
+    vs = bob.post(
+        "/v1/openai/v1/vector_stores", json={"name": "b", "embedding_model": "echo-embed"}
+    )
+    assert vs.status_code == 200, vs.text
+    attach = bob.post(
+        f"/v1/openai/v1/vector_stores/{vs.json()['id']}/files", json={"file_id": mine}
+    )
+    assert attach.status_code == 404
+    if mode == "admin-rule":
+        assert admin.get(f"/v1/openai/v1/files/{mine}").status_code == 200
+
+
+def test_vector_stores_of_one_user_are_invisible_to_another(stack):
+    mode, users = stack
+    alice, bob, admin = users["alice"], users["bob"], users["admin"]
+    body = {"name": "alice-store", "embedding_model": "echo-embed"}
+    vs = alice.post("/v1/openai/v1/vector_stores", json=body).json()["id"]
+    file_id = upload(alice, "the launch code is 1234")
+    r = alice.post(f"/v1/openai/v1/vector_stores/{vs}/files", json={"file_id": file_id})
+    assert r.status_code == 200, r.text
+    assert bob.get("/v1/openai/v1/vector_stores").json()["data"] == []
+    assert ids(bob.get("/v1/vector-dbs")) == set()
+    missing = "vs_" + "0" * 32
+    search = {"query": "launch code"}
+    for method, suffix, kwargs in (
+        ("get", "", {}),
+        ("post", "", {"json": {"name": "mine now"}}),
+        ("delete", "", {}),
+        ("post", "/search", {"json": search}),
+        ("get", "/files", {}),
+        ("get", f"/files/{file_id}", {}),
+        ("delete", f"/files/{file_id}", {}),
+    ):
+        same_as_missing(
+            getattr(bob, method)(f"/v1/openai/v1/vector_stores/{vs}{suffix}", **kwargs),
+            getattr(bob, method)(f"/v1/openai/v1/vector_stores/{missing}{suffix}", **kwargs),
+            vs,
+            missing,
+        )
+    # The same routes answer the owner (so the 404s above are the stack's, not routing's).
+    for method, suffix, kwargs in (
+        ("get", "", {}),
+        ("post", "", {"json": {"name": "alice-store"}}),
+        ("post", "/search", {"json": search}),
+        ("get", "/files", {}),
+        ("get", f"/files/{file_id}", {}),
+    ):
+        r = getattr(alice, method)(f"/v1/openai/v1/vector_stores/{vs}{suffix}", **kwargs)
+        assert r.status_code == 200, (suffix, r.text)
+    # The vector-io routes over the same id are closed too (the upstream #4393 bypass).
+    query = bob.post("/v1/vector-io/query", json={"vector_db_id": vs, "query": "launch code"})
+    assert query.status_code == 404
+    hits = alice.post(f"/v1/openai/v1/vector_stores/{vs}/search", json=search).json()
+    assert hits["data"] and "1234" in hits["data"][0]["content"][0]["text"]
+    names = [s["name"] for s in admin.get("/v1/openai/v1/vector_stores").json()["data"]]
+    assert names == (["alice-store"] if mode == "admin-rule" else [])
