@@ -78,12 +78,12 @@ def readable_page(
     desc: bool = True,
     after: str | None = None,
     limit: int | None = None,
-    key: str = "id",
+    id_of: Callable[[dict[str, Any]], str] = lambda doc: str(doc["id"]),
     batch: int = 100,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Like `DocumentStore.query`, counting only the documents `readable` accepts; a
     cursor naming a document the caller may not read is refused like an unknown one.
-    `key`: the document field holding its id in the table."""
+    `id_of`: a document's id in the table."""
     if after is not None:
         anchor = store.get(after)
         if anchor is None or not readable(anchor):
@@ -99,4 +99,4 @@ def readable_page(
                 found.append(doc)
         if not more or not docs:
             return found, False
-        cursor = docs[-1][key]
+        cursor = id_of(docs[-1])
