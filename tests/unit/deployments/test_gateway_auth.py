@@ -40,7 +40,7 @@ def config(tmp_path: Any, access_policy: list[dict[str, Any]] | None = None) -> 
         {
             "version": 2,
             "image_name": "auth-gw",
-            "apis": ["inference", "vector_io", "files"],
+            "apis": ["inference", "vector_io", "files", "agents"],
             "providers": {
                 "inference": [
                     {
@@ -51,6 +51,7 @@ def config(tmp_path: Any, access_policy: list[dict[str, Any]] | None = None) -> 
                 ],
                 "vector_io": [{"provider_id": "faiss", "provider_type": "inline::faiss"}],
                 "files": [{"provider_id": "localfs", "provider_type": "inline::localfs"}],
+                "agents": [{"provider_id": "meta", "provider_type": "inline::meta-reference"}],
             },
             "models": [
                 {"model_id": "shared-llm", "provider_id": "echo"},
@@ -314,3 +315,94 @@ def test_vector_stores_of_one_user_are_invisible_to_another(stack):
     assert hits["data"] and "1234" in hits["data"][0]["content"][0]["text"]
     names = [s["name"] for s in admin.get("/v1/openai/v1/vector_stores").json()["data"]]
     assert names == (["alice-store"] if mode == "admin-rule" else [])
+
+
+# ---- agents, sessions, turns; stored chat completions and responses --------------------
+
+
+def test_agents_and_sessions_of_one_user_are_invisible_to_another(stack):
+    mode, users = stack
+    alice, bob, admin = users["alice"], users["bob"], users["admin"]
+    config = {"model": "shared-llm", "instructions": "be brief"}
+    agent = alice.post("/v1/agents", json={"agent_config": config}).json()["agent_id"]
+    session = alice.post(f"/v1/agents/{agent}/session", json={"session_name": "s"}).json()[
+        "session_id"
+    ]
+    turn = alice.post(
+        f"/v1/agents/{agent}/session/{session}/turn",
+        json={"messages": [{"role": "user", "content": "hello"}], "stream": False},
+    )
+    assert turn.status_code == 200, turn.text
+    turn_id = turn.json()["turn_id"]
+    assert [a["agent_id"] for a in alice.get("/v1/agents").json()["data"]] == [agent]
+    assert bob.get("/v1/agents").json()["data"] == []
+    missing = "0" * 32
+    message = {"messages": [{"role": "user", "content": "hi"}], "stream": False}
+    for method, path, kwargs in (
+        ("get", "/v1/agents/{a}", {}),
+        ("delete", "/v1/agents/{a}", {}),
+        ("post", "/v1/agents/{a}/session", {"json": {"session_name": "mine"}}),
+        ("get", "/v1/agents/{a}/sessions", {}),
+    ):
+        same_as_missing(
+            getattr(bob, method)(path.format(a=agent), **kwargs),
+            getattr(bob, method)(path.format(a=missing), **kwargs),
+            agent,
+            missing,
+        )
+    # Bob's own session cannot reach into alice's, nor read her turn.
+    for method, path, kwargs in (
+        ("get", f"/v1/agents/{agent}/session/{{s}}", {}),
+        ("delete", f"/v1/agents/{agent}/session/{{s}}", {}),
+        ("post", f"/v1/agents/{agent}/session/{{s}}/turn", {"json": message}),
+        ("get", f"/v1/agents/{agent}/session/{{s}}/turn/{turn_id}", {}),
+    ):
+        theirs = getattr(bob, method)(path.format(s=session), **kwargs)
+        assert theirs.status_code == 404, (path, theirs.text)
+        assert "alice" not in theirs.text
+    if mode == "admin-rule":
+        assert [a["agent_id"] for a in admin.get("/v1/agents").json()["data"]] == [agent]
+        assert admin.get(f"/v1/agents/{agent}/session/{session}").status_code == 200
+    else:
+        assert admin.get(f"/v1/agents/{agent}").status_code == 404
+
+
+def test_stored_chat_completions_and_responses_are_the_callers(stack):
+    mode, users = stack
+    alice, bob, admin = users["alice"], users["bob"], users["admin"]
+    chat = {"model": "shared-llm", "messages": [{"role": "user", "content": "private words"}]}
+    done = alice.post("/v1/openai/v1/chat/completions", json=chat)
+    assert done.status_code == 200, done.text
+    completion = done.json()["id"]
+    bobs = bob.post("/v1/openai/v1/chat/completions", json=chat).json()["id"]
+    listed = [c["id"] for c in bob.get("/v1/openai/v1/chat/completions").json()["data"]]
+    assert listed == [bobs]
+    got = alice.get(f"/v1/openai/v1/chat/completions/{completion}")
+    assert got.status_code == 200 and "__owner__" not in got.text
+    same_as_missing(
+        bob.get(f"/v1/openai/v1/chat/completions/{completion}"),
+        bob.get("/v1/openai/v1/chat/completions/chatcmpl-missing"),
+        completion,
+        "chatcmpl-missing",
+    )
+    assert (
+        bob.get("/v1/openai/v1/chat/completions", params={"after": completion}).status_code == 404
+    )
+
+    made = alice.post("/v1/openai/v1/responses", json={"model": "shared-llm", "input": "secret"})
+    assert made.status_code == 200, made.text
+    response = made.json()["id"]
+    assert bob.get("/v1/openai/v1/responses").json()["data"] == []
+    for path in ("/v1/openai/v1/responses/{r}", "/v1/openai/v1/responses/{r}/input_items"):
+        same_as_missing(
+            bob.get(path.format(r=response)),
+            bob.get(path.format(r="resp_missing")),
+            response,
+            "resp_missing",
+        )
+    # Continuing alice's conversation is refused like a missing one.
+    follow = {"model": "shared-llm", "input": "go on", "previous_response_id": response}
+    assert bob.post("/v1/openai/v1/responses", json=follow).status_code == 404
+    assert alice.post("/v1/openai/v1/responses", json=follow).status_code == 200
+    seen = [r["id"] for r in admin.get("/v1/openai/v1/responses").json()["data"]]
+    assert (response in seen) is (mode == "admin-rule")
