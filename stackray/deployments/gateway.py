@@ -141,6 +141,13 @@ def _unauthenticated(presented: bool) -> JSONResponse:
     )
 
 
+def _route_path(scope: Any) -> str:
+    # Under a Serve route prefix the path may carry it (`root_path`): the routes do not.
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", "") or "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
 class RequestContextMiddleware:
     """Authenticates each HTTP request (when the stack has `server.auth`) and builds its
     `RequestContext` from its headers and caller (pure ASGI, so the context variable it
@@ -155,7 +162,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         user = None
-        if self.authenticator is not None and scope.get("path") not in PUBLIC_PATHS:
+        if self.authenticator is not None and _route_path(scope) not in PUBLIC_PATHS:
             presented = bearer_token(scope)
             if presented is None:
                 await _unauthenticated(False)(scope, receive, send)
