@@ -35,7 +35,7 @@ from stackray.api.inspect import (
     VersionInfo,
 )
 from stackray.deployments.routes import Routes, json_response, register_all
-from stackray.runtime import telemetry
+from stackray.runtime import redaction, telemetry
 from stackray.runtime.auth import (
     FAILED,
     PUBLIC_PATHS,
@@ -46,6 +46,7 @@ from stackray.runtime.auth import (
 from stackray.runtime.calls import ApiClient
 from stackray.runtime.config import StackConfig
 from stackray.runtime.errors import to_stack_error
+from stackray.runtime.redaction import redact, redact_text
 from stackray.runtime.request_context import (
     PROVIDER_DATA_HEADER,
     RequestContext,
@@ -57,7 +58,6 @@ from stackray.runtime.routers import owner
 logger = logging.getLogger("stackray.gateway")
 
 HEALTH_TIMEOUT_S = 5.0
-_SECRET_WORDS = ("key", "token", "password", "secret", "credential")
 
 
 _json = json_response
@@ -65,20 +65,13 @@ _json = json_response
 
 def error_body(err: StackError) -> dict[str, Any]:
     # `error` is what OpenAI clients read; `detail` is what Llama Stack clients print.
+    # A provider's error may quote what it was sent (a key): secrets are masked.
     body = err.to_dict()
+    message = redact_text(err.message)
+    body["message"] = message
     if err.field is not None:
         body["param"] = err.field
-    return {"error": body, "detail": err.message}
-
-
-def _redact(value: Any, key: str = "") -> Any:
-    if isinstance(value, dict):
-        return {k: _redact(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v, key) for v in value]
-    if value and isinstance(value, str) and any(w in key.lower() for w in _SECRET_WORDS):
-        return "********"
-    return value
+    return {"error": body, "detail": message}
 
 
 async def _sse(first: Any, rest: AsyncIterator[Any], openai: bool) -> AsyncIterator[bytes]:
@@ -201,6 +194,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
     for name, client in clients.items():
         if not isinstance(client, ApiClient):
             raise TypeError(f"the gateway calls APIs through ApiClients; {name} is {client!r}")
+    redaction.install(stack)
     b = dict(clients)
     served = set(stack.apis)
     route_apis: dict[str, Api] = {}
@@ -295,7 +289,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
                         api=api.value,
                         provider_id=p.provider_id,
                         provider_type=p.provider_type,
-                        config=_redact(p.config),
+                        config=redact(p.config),
                         health={"status": "OK"},
                     )
                 )

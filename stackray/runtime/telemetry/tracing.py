@@ -96,6 +96,9 @@ def serve_replica() -> tuple[str, str] | None:
 def configure(stack: StackConfig, deployment: str) -> None:
     """Set up this process's tracer, metrics and logs from the stack's telemetry config
     (idempotent; tracing stays off when the stack serves no telemetry API)."""
+    from stackray.runtime import redaction
+
+    redaction.install(stack)  # before anything logs: no record carries a secret
     configure_from(telemetry_config(stack), stack.data_dir, deployment)
 
 
@@ -344,7 +347,9 @@ def fail(span: Any, exc: BaseException) -> None:
     span.set_attribute("error.type", type(err).__name__)
     if isinstance(status_code, int):
         span.set_attribute("stackray.status_code", status_code)
-    span.set_status(Status(StatusCode.ERROR, f"{type(err).__name__}: {err}"[:500]))
+    from stackray.runtime.redaction import redact_text
+
+    span.set_status(Status(StatusCode.ERROR, redact_text(f"{type(err).__name__}: {err}")[:500]))
 
 
 def end(span: Any) -> None:
