@@ -46,6 +46,7 @@ from stackray.runtime.auth import (
 from stackray.runtime.calls import ApiClient
 from stackray.runtime.config import StackConfig
 from stackray.runtime.errors import to_stack_error
+from stackray.runtime.quota import QuotaCounter
 from stackray.runtime.redaction import redact, redact_text
 from stackray.runtime.request_context import (
     PROVIDER_DATA_HEADER,
@@ -146,16 +147,23 @@ class RequestContextMiddleware:
     `RequestContext` from its headers and caller (pure ASGI, so the context variable it
     sets is visible to the endpoint and travels with every call it makes)."""
 
-    def __init__(self, app: Any, authenticator: Authenticator | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        authenticator: Authenticator | None = None,
+        quota: QuotaCounter | None = None,
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.quota = quota
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         user = None
-        if self.authenticator is not None and _route_path(scope) not in PUBLIC_PATHS:
+        public = _route_path(scope) in PUBLIC_PATHS
+        if self.authenticator is not None and not public:
             presented = bearer_token(scope)
             if presented is None:
                 await _unauthenticated(False)(scope, receive, send)
@@ -166,6 +174,19 @@ class RequestContextMiddleware:
                 reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
                 logger.info("refused %s %s: %s", scope.get("method"), scope.get("path"), reason)
                 await _unauthenticated(True)(scope, receive, send)
+                return
+        if self.quota is not None and not public:
+            client = scope.get("client")
+            caller = user.principal if user else (client[0] if client else "unknown")
+            try:
+                await asyncio.to_thread(self.quota.check, caller, user is not None)
+            except Exception as exc:  # over quota (429), or the store is down (503)
+                err = to_stack_error(exc)
+                retry = getattr(err, "retry_after", None)
+                headers = {"Retry-After": str(retry)} if retry else None
+                await JSONResponse(
+                    status_code=err.status_code, content=error_body(err), headers=headers
+                )(scope, receive, send)
                 return
         header = None
         wanted = PROVIDER_DATA_HEADER.lower().encode()
@@ -199,8 +220,11 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
     served = set(stack.apis)
     route_apis: dict[str, Api] = {}
 
+    quota = stack.server.quota
     app.add_middleware(
-        RequestContextMiddleware, authenticator=build_authenticator(stack.server.auth)
+        RequestContextMiddleware,
+        authenticator=build_authenticator(stack.server.auth),
+        quota=QuotaCounter(quota) if quota is not None else None,
     )
     app.add_middleware(telemetry.TracingMiddleware)
 

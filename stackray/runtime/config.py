@@ -27,6 +27,7 @@ from stackray.runtime.auth import AuthConfig
 from stackray.runtime.config_errors import format_validation_error
 from stackray.runtime.envsubst import interpolate
 from stackray.runtime.provider_config import validate_providers
+from stackray.runtime.quota import QuotaConfig
 from stackray.runtime.storage import SqliteStoreConfig, StoreConfig
 
 DEFAULT_PORT = 8321
@@ -148,6 +149,9 @@ class ServerConfig(_Strict):
         description="Authentication of requests and access rules of resources (docs/security.md).",
     )
     disable_ipv6: bool = Field(default=False, description="Bind IPv4 only.")
+    quota: QuotaConfig | None = Field(
+        default=None, description="Requests per period per caller (docs/security.md)."
+    )
 
 
 class AutoscalingConfig(_Strict):
