@@ -40,7 +40,7 @@ def config(tmp_path: Any, access_policy: list[dict[str, Any]] | None = None) -> 
         {
             "version": 2,
             "image_name": "auth-gw",
-            "apis": ["inference", "vector_io", "files", "agents"],
+            "apis": ["inference", "vector_io", "files", "agents", "tool_runtime"],
             "providers": {
                 "inference": [
                     {
@@ -52,6 +52,9 @@ def config(tmp_path: Any, access_policy: list[dict[str, Any]] | None = None) -> 
                 "vector_io": [{"provider_id": "faiss", "provider_type": "inline::faiss"}],
                 "files": [{"provider_id": "localfs", "provider_type": "inline::localfs"}],
                 "agents": [{"provider_id": "meta", "provider_type": "inline::meta-reference"}],
+                "tool_runtime": [
+                    {"provider_id": "mcp", "provider_type": "remote::model-context-protocol"}
+                ],
             },
             "models": [
                 {"model_id": "shared-llm", "provider_id": "echo"},
@@ -406,3 +409,48 @@ def test_stored_chat_completions_and_responses_are_the_callers(stack):
     assert alice.post("/v1/openai/v1/responses", json=follow).status_code == 200
     seen = [r["id"] for r in admin.get("/v1/openai/v1/responses").json()["data"]]
     assert (response in seen) is (mode == "admin-rule")
+
+
+# ---- tool groups and their tools ---------------------------------------------------------
+
+
+def test_tool_groups_and_their_tools_are_the_owners(stack, mcp_server):
+    mode, users = stack
+    alice, bob, admin = users["alice"], users["bob"], users["admin"]
+    group = {
+        "toolgroup_id": "mcp::alice",
+        "provider_id": "mcp",
+        "mcp_endpoint": {"uri": mcp_server.http_url},
+    }
+    assert alice.post("/v1/toolgroups", json=group).status_code == 200
+    add = {"tool_name": "add", "kwargs": {"a": 1, "b": 2}}
+    assert alice.post("/v1/tool-runtime/invoke", json=add).json()["content"][0]["text"] == "3"
+    assert "add" in {t["identifier"] for t in alice.get("/v1/tools").json()["data"]}
+
+    assert ids(bob.get("/v1/toolgroups")) == set()
+    assert bob.get("/v1/tools").json()["data"] == []
+    for method, path, kwargs in (
+        ("get", "/v1/toolgroups/{g}", {}),
+        ("delete", "/v1/toolgroups/{g}", {}),
+        ("get", "/v1/tools", {"params": {"toolgroup_id": "{g}"}}),
+    ):
+
+        def fill(value: Any, g: str) -> Any:
+            return (
+                {k: v.format(g=g) for k, v in value.items()} if isinstance(value, dict) else value
+            )
+
+        theirs = getattr(bob, method)(
+            path.format(g="mcp::alice"), **{k: fill(v, "mcp::alice") for k, v in kwargs.items()}
+        )
+        missing = getattr(bob, method)(
+            path.format(g="mcp::none"), **{k: fill(v, "mcp::none") for k, v in kwargs.items()}
+        )
+        same_as_missing(theirs, missing, "mcp::alice", "mcp::none")
+    same_as_missing(bob.get("/v1/tools/add"), bob.get("/v1/tools/nope"), "add", "nope")
+    theirs = bob.post("/v1/tool-runtime/invoke", json=add)
+    missing = bob.post("/v1/tool-runtime/invoke", json={"tool_name": "nope", "kwargs": {}})
+    same_as_missing(theirs, missing, "add", "nope")
+    if mode == "admin-rule":
+        assert ids(admin.get("/v1/toolgroups")) == {"mcp::alice"}
+    assert alice.delete("/v1/toolgroups/mcp::alice").status_code == 200
