@@ -175,6 +175,7 @@ class RequestContextMiddleware:
                 logger.info("refused %s %s: %s", scope.get("method"), scope.get("path"), reason)
                 await _unauthenticated(True)(scope, receive, send)
                 return
+            telemetry.tag_caller(user)
         if self.quota is not None and not public:
             client = scope.get("client")
             caller = user.principal if user else (client[0] if client else "unknown")
