@@ -5,6 +5,7 @@ the 401 answers, and a 404 for another's resource that reads exactly like a miss
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -454,3 +455,87 @@ def test_tool_groups_and_their_tools_are_the_owners(stack, mcp_server):
     if mode == "admin-rule":
         assert ids(admin.get("/v1/toolgroups")) == {"mcp::alice"}
     assert alice.delete("/v1/toolgroups/mcp::alice").status_code == 200
+
+
+# ---- an agent's RAG tool runs as the user of the turn ----------------------------------
+
+
+@pytest.fixture()
+def scripted(tmp_path):
+    from tests.unit.support.scripted_model import ScriptedModel
+
+    model = ScriptedModel().start()
+    cfg = config(tmp_path)
+    raw: dict[str, Any] = {
+        "version": 2,
+        "image_name": "auth-agents",
+        "apis": ["inference", "vector_io", "tool_runtime", "agents"],
+        "providers": {
+            "inference": [
+                {
+                    "provider_id": "vllm",
+                    "provider_type": "remote::vllm",
+                    "config": {"url": f"{model.url}/v1", "retry_backoff_s": 0.01},
+                },
+                {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"},
+            ],
+            "vector_io": [{"provider_id": "faiss", "provider_type": "inline::faiss"}],
+            "tool_runtime": [{"provider_id": "rag", "provider_type": "inline::rag-runtime"}],
+            "agents": [{"provider_id": "meta", "provider_type": "inline::meta-reference"}],
+        },
+        "models": [
+            {"model_id": "scripted-model", "provider_id": "vllm", "provider_model_id": "scripted"},
+            {
+                "model_id": "echo-embed",
+                "provider_id": "echo",
+                "model_type": "embedding",
+                "metadata": {"embedding_dimension": 8},
+            },
+        ],
+        "tool_groups": [{"toolgroup_id": "builtin::rag", "provider_id": "rag"}],
+        "server": {"auth": cfg.server.auth.model_dump(mode="json")},
+        "storage": {"data_dir": str(tmp_path / "agents")},
+    }
+    stack = parse_config(raw)
+    routers = asyncio.run(build_local_stack(stack))
+    with TestClient(create_gateway_app(stack, routers)) as client:
+        yield model, {who: Caller(client, who) for who in ("alice", "bob")}
+    model.stop()
+
+
+def test_an_agents_rag_tool_cannot_read_another_users_vector_db(scripted):
+    from tests.unit.support.scripted_model import Reply
+
+    model, users = scripted
+    alice, bob = users["alice"], users["bob"]
+    db = {"vector_db_id": "alice-kb", "embedding_model": "echo-embed"}
+    assert alice.post("/v1/vector-dbs", json=db).status_code == 200
+    chunk = {"content": "The vault code is 4242.", "metadata": {"document_id": "vault"}}
+    r = alice.post("/v1/vector-io/insert", json={"vector_db_id": "alice-kb", "chunks": [chunk]})
+    assert r.status_code == 200, r.text
+
+    def turn_of(caller: Caller) -> dict[str, Any]:
+        tools = [{"name": "builtin::rag/knowledge_search", "args": {"vector_db_ids": ["alice-kb"]}}]
+        agent_config = {"model": "scripted-model", "instructions": "x", "toolgroups": tools}
+        agent = caller.post("/v1/agents", json={"agent_config": agent_config})
+        assert agent.status_code == 200, agent.text
+        agent_id = agent.json()["agent_id"]
+        session = caller.post(f"/v1/agents/{agent_id}/session", json={"session_name": "s"})
+        model.play(Reply(tool_calls=[("knowledge_search", {"query": "vault code"})]))
+        turn = caller.post(
+            f"/v1/agents/{agent_id}/session/{session.json()['session_id']}/turn",
+            json={"messages": [{"role": "user", "content": "the code?"}], "stream": False},
+        )
+        assert turn.status_code == 200, turn.text
+        return dict(turn.json())
+
+    mine = turn_of(alice)
+    assert "4242" in json.dumps(mine["steps"][1])  # the tool found alice's chunk
+    model.reset()
+    theirs = turn_of(bob)
+    tool_step = theirs["steps"][1]
+    assert tool_step["step_type"] == "tool_execution"
+    assert "4242" not in json.dumps(theirs)
+    assert "not found" in json.dumps(tool_step["tool_responses"])
+    # Nor did the model see it.
+    assert all("4242" not in json.dumps(chat) for chat in model.chats)
