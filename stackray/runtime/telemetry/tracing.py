@@ -262,7 +262,7 @@ def tag_caller(user: User | None) -> None:
         return
     span = trace.get_current_span()
     if span.is_recording():
-        span.set_attributes(caller_attributes(user))
+        span.set_attributes({**caller_attributes(user), "enduser.id": user.principal})
 
 
 # ---- context across deployments ------------------------------------------------------------
