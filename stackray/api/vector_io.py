@@ -14,7 +14,8 @@ from typing import Any, Literal, Protocol
 from pydantic import Field
 
 from stackray.api.common import ApiModel, InterleavedContent, JsonValue
-from stackray.api.datatypes import ResourceType
+from stackray.api.datatypes import Api, ResourceType
+from stackray.api.routes import Route
 
 
 class Chunk(ApiModel):
@@ -127,3 +128,48 @@ class VectorIOProvider(Protocol):
 
     async def delete_chunks(self, vector_db: VectorDB, chunk_ids: list[str]) -> None:
         """Remove the chunks whose ``metadata['chunk_id']`` is in `chunk_ids`."""
+
+
+ROUTES = (
+    Route(
+        "GET", "/v1/vector-dbs", Api.vector_dbs, "list_vector_dbs", returns=ListVectorDBsResponse
+    ),
+    Route(
+        "POST",
+        "/v1/vector-dbs",
+        Api.vector_dbs,
+        "register_vector_db",
+        body=RegisterVectorDbRequest,
+        returns=VectorDB,
+    ),
+    Route(
+        "GET",
+        "/v1/vector-dbs/{vector_db_id:path}",
+        Api.vector_dbs,
+        "get_vector_db",
+        returns=VectorDB,
+    ),
+    Route(
+        "DELETE",
+        "/v1/vector-dbs/{vector_db_id:path}",
+        Api.vector_dbs,
+        "unregister_vector_db",
+        empty=True,
+    ),
+    Route(
+        "POST",
+        "/v1/vector-io/insert",
+        Api.vector_io,
+        "insert_chunks",
+        body=InsertChunksRequest,
+        empty=True,
+    ),
+    Route(
+        "POST",
+        "/v1/vector-io/query",
+        Api.vector_io,
+        "query_chunks",
+        body=QueryChunksRequest,
+        returns=QueryChunksResponse,
+    ),
+)

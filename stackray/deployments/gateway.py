@@ -29,7 +29,7 @@ from stackray.api.inspect import (
     RouteInfo,
     VersionInfo,
 )
-from stackray.deployments.routes import Routes, json_response, register_all
+from stackray.deployments.routes import RouteBuilder, json_response
 from stackray.runtime import telemetry
 from stackray.runtime.calls import ApiClient
 from stackray.runtime.config import StackConfig
@@ -200,7 +200,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
 
     # ---- health, version, inspect, providers -----------------------------------------
 
-    @app.get("/v1/health", response_model=None)
+    @app.get("/v1/health", response_model=None, responses={200: {"model": HealthInfo}})
     async def health() -> Response:
         # Healthy once every API deployment answers: before that (models still loading on
         # a first start) a readiness probe must not send traffic here.
@@ -212,7 +212,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
             return _json(HealthInfo(status=HealthStatus.Error), status_code=503)
         return _json(HealthInfo(status=HealthStatus.OK))
 
-    @app.get("/v1/version", response_model=None)
+    @app.get("/v1/version", response_model=None, responses={200: {"model": VersionInfo}})
     async def version() -> Response:
         return _json(VersionInfo(version=__version__))
 
@@ -222,7 +222,9 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
         # Routing-table APIs (models, shields ...) are served by their owner's providers.
         return sorted({p.provider_type for p in stack.providers_of(owner(api))})
 
-    @app.get("/v1/inspect/routes", response_model=None)
+    @app.get(
+        "/v1/inspect/routes", response_model=None, responses={200: {"model": ListRoutesResponse}}
+    )
     async def inspect_routes() -> Response:
         routes = []
         for route in app.routes:
@@ -252,19 +254,23 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
                 )
         return infos
 
-    @app.get("/v1/providers", response_model=None)
+    @app.get(
+        "/v1/providers", response_model=None, responses={200: {"model": ListProvidersResponse}}
+    )
     async def list_providers() -> Response:
         return _json(ListProvidersResponse(data=_provider_infos()))
 
-    @app.get("/v1/providers/{provider_id}", response_model=None)
+    @app.get(
+        "/v1/providers/{provider_id}", response_model=None, responses={200: {"model": ProviderInfo}}
+    )
     async def inspect_provider(provider_id: str) -> Response:
         for info in _provider_infos():
             if info.provider_id == provider_id:
                 return _json(info)
         raise NotFoundError(f"provider {provider_id!r} not found", field="provider_id")
 
-    routes = Routes(app, call, stream)
-    register_all(routes)
+    routes = RouteBuilder(app, call, stream)
+    routes.add_all()
     route_apis.update(routes.apis)
 
     return app
