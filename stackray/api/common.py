@@ -44,6 +44,10 @@ def _allows_none(annotation: Any) -> bool:
     return False
 
 
+ResourceId = Annotated[str, Field(min_length=1, max_length=1024)]
+"""The id a client gives a resource it registers: never empty."""
+
+
 def _require_tags(schema: dict[str, Any], model: type) -> None:
     """A field that holds one value only (a `Literal` tag such as `role` or `type`) is
     listed as required in the JSON schema even when it has a default: a tagged union

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from stackray.api.common import ApiModel, JsonValue, OpenAIApiModel
+from stackray.api.common import ApiModel, JsonValue, OpenAIApiModel, ResourceId
 from stackray.api.datatypes import Api, ResourceType
 from stackray.api.routes import Route
 
@@ -37,7 +37,7 @@ class Model(ApiModel):
 class RegisterModelRequest(ApiModel):
     """The body of `POST /v1/models`."""
 
-    model_id: str
+    model_id: ResourceId
     provider_model_id: str | None = None
     provider_id: str | None = None
     metadata: dict[str, JsonValue] | None = None

@@ -7,7 +7,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from stackray.api.common import ApiModel, JsonValue, Message, OpenAIApiModel
+from stackray.api.common import ApiModel, JsonValue, Message, OpenAIApiModel, ResourceId
 from stackray.api.datatypes import Api, ResourceType
 from stackray.api.routes import Route
 
@@ -23,7 +23,7 @@ class Shield(ApiModel):
 
 
 class RegisterShieldRequest(ApiModel):
-    shield_id: str
+    shield_id: ResourceId
     provider_shield_id: str | None = None
     provider_id: str | None = None
     params: dict[str, JsonValue] | None = None

@@ -159,7 +159,8 @@ Event = Annotated[
 
 class LogEventRequest(ApiModel):
     event: Event
-    ttl_seconds: int = Field(ge=0)
+    # At most ten years: the store keeps expiry times as 64-bit integers.
+    ttl_seconds: int = Field(ge=0, le=10 * 365 * 24 * 3600)
 
 
 # ---- metrics --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Literal, Protocol
 
 from pydantic import Field
 
-from stackray.api.common import URL, ApiModel, InterleavedContent, JsonValue
+from stackray.api.common import URL, ApiModel, InterleavedContent, JsonValue, ResourceId
 from stackray.api.datatypes import Api, ResourceType
 from stackray.api.routes import Param, Route
 
@@ -53,7 +53,7 @@ class ToolGroup(ApiModel):
 
 
 class RegisterToolGroupRequest(ApiModel):
-    toolgroup_id: str
+    toolgroup_id: ResourceId
     provider_id: str
     mcp_endpoint: URL | None = None
     args: dict[str, JsonValue] | None = None

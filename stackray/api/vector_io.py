@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from stackray.api.common import ApiModel, InterleavedContent, JsonValue
+from stackray.api.common import ApiModel, InterleavedContent, JsonValue, ResourceId
 from stackray.api.datatypes import Api, ResourceType
 from stackray.api.routes import Route
 
@@ -39,7 +39,7 @@ class VectorDB(ApiModel):
 
 
 class RegisterVectorDbRequest(ApiModel):
-    vector_db_id: str
+    vector_db_id: ResourceId
     embedding_model: str
     embedding_dimension: int | None = None
     provider_id: str | None = None
