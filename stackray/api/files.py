@@ -90,6 +90,14 @@ class FilesProvider(Protocol):
         """Remove the bytes stored under `file_id` (no error if there are none)."""
 
 
+class FilesApi(Protocol):
+    """The Files API as another API calls it (vector stores read attached files)."""
+
+    async def get_file(self, file_id: str) -> OpenAIFileObject: ...
+
+    async def download_file(self, file_id: str) -> FileDownload: ...
+
+
 ROUTES = (
     # A multipart body: parsed by the gateway's handler (a too-large upload is refused before it is read).
     Route(

@@ -37,7 +37,7 @@ from stackray.api.common import (
     ToolPromptFormat,
 )
 from stackray.api.datatypes import Api
-from stackray.api.models import Model
+from stackray.api.models import ListModelsResponse, Model
 from stackray.api.routes import Param, Route
 
 # ---------------------------------------------------------------------------------------
@@ -757,6 +757,17 @@ class Inference(Protocol):
     async def openai_embeddings(
         self, request: OpenAIEmbeddingsRequest
     ) -> OpenAIEmbeddingsResponse: ...
+
+
+@runtime_checkable
+class InferenceApi(Inference, Protocol):
+    """The Inference API as another API calls it (through an `ApiClient`: every method
+    awaited): the provider protocol's calls, by registered model id, and the models
+    registry."""
+
+    async def get_model(self, model_id: str) -> Model: ...
+
+    async def list_models(self) -> ListModelsResponse: ...
 
 
 ROUTES = (

@@ -109,6 +109,14 @@ class SafetyProvider(Protocol):
     ) -> RunShieldResponse: ...
 
 
+class SafetyApi(Protocol):
+    """The Safety API as another API calls it (agents' shields)."""
+
+    async def get_shield(self, identifier: str) -> Shield: ...
+
+    async def run_shield(self, request: RunShieldRequest) -> RunShieldResponse: ...
+
+
 ROUTES = (
     Route("GET", "/v1/shields", Api.shields, "list_shields", returns=ListShieldsResponse),
     Route(

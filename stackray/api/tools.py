@@ -102,6 +102,16 @@ class ToolRuntimeProvider(Protocol):
         ...
 
 
+class ToolRuntimeApi(Protocol):
+    """The ToolRuntime API as another API calls it (agents' tools)."""
+
+    async def list_runtime_tools(
+        self, tool_group_id: str | None = None, mcp_endpoint: URL | None = None
+    ) -> ListToolDefsResponse: ...
+
+    async def invoke_tool(self, request: InvokeToolRequest) -> ToolInvocationResult: ...
+
+
 ROUTES = (
     Route(
         "GET", "/v1/toolgroups", Api.tool_groups, "list_tool_groups", returns=ListToolGroupsResponse

@@ -130,6 +130,20 @@ class VectorIOProvider(Protocol):
         """Remove the chunks whose ``metadata['chunk_id']`` is in `chunk_ids`."""
 
 
+class VectorIOApi(Protocol):
+    """The VectorIO API as another API calls it (the RAG tool, agents' memory)."""
+
+    async def register_vector_db(self, request: RegisterVectorDbRequest) -> VectorDB: ...
+
+    async def get_vector_db(self, vector_db_id: str) -> VectorDB: ...
+
+    async def unregister_vector_db(self, vector_db_id: str) -> None: ...
+
+    async def insert_chunks(self, request: InsertChunksRequest) -> None: ...
+
+    async def query_chunks(self, request: QueryChunksRequest) -> QueryChunksResponse: ...
+
+
 ROUTES = (
     Route(
         "GET", "/v1/vector-dbs", Api.vector_dbs, "list_vector_dbs", returns=ListVectorDBsResponse

@@ -14,7 +14,7 @@ from stackray.api.common import (
 )
 from stackray.api.datatypes import Api
 from stackray.api.errors import BadRequestError, NotFoundError, ProviderError
-from stackray.api.inference import ChatCompletionRequest, CompletionRequest
+from stackray.api.inference import ChatCompletionRequest, CompletionRequest, InferenceApi
 from stackray.api.models import ModelType
 from stackray.api.safety import RunShieldResponse, SafetyViolation, Shield, ViolationLevel
 from stackray.providers.inline.safety.llama_guard.categories import CATEGORIES
@@ -40,7 +40,7 @@ class LlamaGuardSafetyProvider:
         self, config: LlamaGuardConfig, deps: dict[Api, Any], context: ProviderContext
     ) -> None:
         self.config = config
-        self.inference = deps[Api.inference]
+        self.inference: InferenceApi = deps[Api.inference]
         self.context = context
 
     def _excluded(self, shield: Shield, params: dict[str, JsonValue] | None = None) -> set[str]:
