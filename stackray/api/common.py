@@ -44,8 +44,8 @@ def _allows_none(annotation: Any) -> bool:
     return False
 
 
-ResourceId = Annotated[str, Field(min_length=1, max_length=1024)]
-"""The id a client gives a resource it registers: never empty."""
+ResourceId = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""The id a client gives a resource it registers: never empty, no control characters."""
 
 
 def _require_tags(schema: dict[str, Any], model: type) -> None:

@@ -431,15 +431,18 @@ def test_conversion_helpers() -> None:
         ("stackray.api.tools:RegisterToolGroupRequest", "toolgroup_id"),
     ],
 )
-def test_a_registered_resource_has_a_non_empty_id(model, field):
+def test_a_registered_resource_has_a_valid_id(model, field):
     import importlib
 
     module, name = model.split(":")
     cls = getattr(importlib.import_module(module), name)
     base = {"embedding_model": "m", "provider_id": "p"}
-    with pytest.raises(ValidationError) as info:
-        cls.model_validate({**{k: v for k, v in base.items() if k in cls.model_fields}, field: ""})
-    assert [e["loc"] for e in info.value.errors()] == [(field,)]
+    rest = {k: v for k, v in base.items() if k in cls.model_fields}
+    for bad in ("", "a\nb", "x" * 1025):
+        with pytest.raises(ValidationError) as info:
+            cls.model_validate({**rest, field: bad})
+        assert [e["loc"] for e in info.value.errors()] == [(field,)]
+    assert getattr(cls.model_validate({**rest, field: "group::a/b"}), field) == "group::a/b"
 
 
 def test_an_event_lives_at_most_ten_years():
