@@ -59,6 +59,15 @@ def error_body(err: StackError) -> dict[str, Any]:
     return {"error": body, "detail": err.message}
 
 
+def error_response(err: StackError) -> JSONResponse:
+    """The HTTP answer of `err`. An overloaded, restarting or rate-limited stack says
+    when to come back (`Retry-After`, seconds)."""
+    headers = None
+    if err.status_code in (429, 503):
+        headers = {"Retry-After": str(int(getattr(err, "retry_after_s", None) or 1))}
+    return JSONResponse(status_code=err.status_code, content=error_body(err), headers=headers)
+
+
 def _redact(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
         return {k: _redact(v, k) for k, v in value.items()}
@@ -136,9 +145,7 @@ class RequestContextMiddleware:
         try:
             ctx = RequestContext(provider_data=parse_provider_data(header))
         except StackError as err:
-            await JSONResponse(status_code=err.status_code, content=error_body(err))(
-                scope, receive, send
-            )
+            await error_response(err)(scope, receive, send)
             return
         token = request_context_var.set(ctx)
         try:
@@ -163,7 +170,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
 
     @app.exception_handler(StackError)
     async def _stack_error(request: Request, exc: StackError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content=error_body(exc))
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -171,8 +178,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
 
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> JSONResponse:
-        err = to_stack_error(exc)
-        return JSONResponse(status_code=err.status_code, content=error_body(err))
+        return error_response(to_stack_error(exc))
 
     def backend(api: str) -> ApiClient:
         if api not in b:
