@@ -32,7 +32,9 @@ from stackray.api.common import (
     ToolResponseMessage,
     UserMessage,
 )
+from stackray.api.datatypes import Api
 from stackray.api.inference import ContentDelta
+from stackray.api.routes import Param, Route
 from stackray.api.safety import SafetyViolation
 from stackray.api.tools import ToolDef
 
@@ -352,3 +354,69 @@ class AgentTurnResponseStreamChunk(ApiModel):
     """streamed agent turn completion response."""
 
     event: AgentTurnResponseEvent
+
+
+_PAGE = (Param("start_index", int | None), Param("limit", int | None))
+_SESSION = "/v1/agents/{agent_id}/session/{session_id}"
+_TURN = _SESSION + "/turn/{turn_id}"
+
+ROUTES = (
+    Route(
+        "POST",
+        "/v1/agents",
+        Api.agents,
+        "create_agent",
+        body=CreateAgentRequest,
+        returns=AgentCreateResponse,
+    ),
+    Route("GET", "/v1/agents", Api.agents, "list_agents", query=_PAGE, returns=PaginatedResponse),
+    Route("GET", "/v1/agents/{agent_id}", Api.agents, "get_agent", returns=Agent),
+    Route("DELETE", "/v1/agents/{agent_id}", Api.agents, "delete_agent", empty=True),
+    Route(
+        "POST",
+        "/v1/agents/{agent_id}/session",
+        Api.agents,
+        "create_agent_session",
+        body=CreateAgentSessionRequest,
+        returns=AgentSessionCreateResponse,
+    ),
+    Route(
+        "GET",
+        "/v1/agents/{agent_id}/sessions",
+        Api.agents,
+        "list_agent_sessions",
+        query=_PAGE,
+        returns=PaginatedResponse,
+    ),
+    Route(
+        "GET",
+        _SESSION,
+        Api.agents,
+        "get_agents_session",
+        query=(Param("turn_ids", list[str] | None),),
+        returns=Session,
+    ),
+    Route("DELETE", _SESSION, Api.agents, "delete_agents_session", empty=True),
+    Route(
+        "POST",
+        _SESSION + "/turn",
+        Api.agents,
+        "create_agent_turn",
+        body=CreateAgentTurnRequest,
+        stream="create_agent_turn_stream",
+        returns=Turn,
+    ),
+    Route("GET", _TURN, Api.agents, "get_agents_turn", returns=Turn),
+    Route(
+        "POST",
+        _TURN + "/resume",
+        Api.agents,
+        "resume_agent_turn",
+        body=ResumeAgentTurnRequest,
+        stream="resume_agent_turn_stream",
+        returns=Turn,
+    ),
+    Route(
+        "GET", _TURN + "/step/{step_id}", Api.agents, "get_agents_step", returns=AgentStepResponse
+    ),
+)

@@ -44,6 +44,23 @@ def _allows_none(annotation: Any) -> bool:
     return False
 
 
+ResourceId = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""The id a client gives a resource it registers: never empty, no control characters."""
+
+
+def _require_tags(schema: dict[str, Any], model: type) -> None:
+    """A field that holds one value only (a `Literal` tag such as `role` or `type`) is
+    listed as required in the JSON schema even when it has a default: a tagged union
+    picks its member by the tag, so a body without it is refused, and the OpenAPI
+    description must say so (as the contract does)."""
+    required = list(schema.get("required", ()))
+    for name, prop in schema.get("properties", {}).items():
+        if "const" in prop and name not in required:
+            required.append(name)
+    if required:
+        schema["required"] = required
+
+
 class ApiModel(BaseModel):
     """Base of every Llama Stack API model: unknown fields are rejected.
 
@@ -53,7 +70,9 @@ class ApiModel(BaseModel):
     `finish_reason` of a streamed OpenAI choice), which clients expect to find as null.
     """
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(
+        extra="forbid", protected_namespaces=(), json_schema_extra=_require_tags
+    )
 
     # Names of the required fields whose type admits None; computed per class.
     _required_nullable: ClassVar[tuple[str, ...]] = ()
@@ -109,8 +128,19 @@ class URL(ApiModel):
     uri: str
 
 
+def _url_or_data_schema(schema: dict[str, Any], model: type) -> None:
+    _require_tags(schema, model)
+    # What `_one_source` checks: a URL or data, not null.
+    schema["anyOf"] = [
+        {"required": ["url"], "properties": {"url": {"type": "object"}}},
+        {"required": ["data"], "properties": {"data": {"type": "string"}}},
+    ]
+
+
 class URLOrData(ApiModel):
     """The `image` of an `ImageContentItem`: a URL, or base64-encoded image data."""
+
+    model_config = ConfigDict(json_schema_extra=_url_or_data_schema)
 
     url: URL | None = None
     data: str | None = Field(

@@ -15,6 +15,8 @@ from typing import Literal, Protocol
 from pydantic import Field
 
 from stackray.api.common import ApiModel
+from stackray.api.datatypes import Api
+from stackray.api.routes import Param, Route
 
 
 class OpenAIFilePurpose(str, Enum):
@@ -86,3 +88,51 @@ class FilesProvider(Protocol):
 
     async def delete_content(self, file_id: str) -> None:
         """Remove the bytes stored under `file_id` (no error if there are none)."""
+
+
+class FilesApi(Protocol):
+    """The Files API as another API calls it (vector stores read attached files)."""
+
+    async def get_file(self, file_id: str) -> OpenAIFileObject: ...
+
+    async def download_file(self, file_id: str) -> FileDownload: ...
+
+
+ROUTES = (
+    # A multipart body: parsed by the gateway's handler (a too-large upload is refused before it is read).
+    Route(
+        "POST",
+        "/files",
+        Api.files,
+        "upload_file",
+        openai=True,
+        returns=OpenAIFileObject,
+        handler="upload_file",
+    ),
+    Route(
+        "GET",
+        "/files",
+        Api.files,
+        "list_files",
+        query=(Param("after"), Param("limit", int | None), Param("order"), Param("purpose")),
+        openai=True,
+        returns=ListOpenAIFileResponse,
+    ),
+    Route("GET", "/files/{file_id}", Api.files, "get_file", openai=True, returns=OpenAIFileObject),
+    Route(
+        "DELETE",
+        "/files/{file_id}",
+        Api.files,
+        "delete_file",
+        openai=True,
+        returns=OpenAIFileDeleteResponse,
+    ),
+    Route(
+        "GET",
+        "/files/{file_id}/content",
+        Api.files,
+        "download_file",
+        openai=True,
+        handler="file_content",
+    ),
+)

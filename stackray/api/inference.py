@@ -36,7 +36,9 @@ from stackray.api.common import (
     ToolDefinition,
     ToolPromptFormat,
 )
-from stackray.api.models import Model
+from stackray.api.datatypes import Api
+from stackray.api.models import ListModelsResponse, Model
+from stackray.api.routes import Param, Route
 
 # ---------------------------------------------------------------------------------------
 # Llama Stack chat completion
@@ -755,3 +757,112 @@ class Inference(Protocol):
     async def openai_embeddings(
         self, request: OpenAIEmbeddingsRequest
     ) -> OpenAIEmbeddingsResponse: ...
+
+
+@runtime_checkable
+class InferenceApi(Inference, Protocol):
+    """The Inference API as another API calls it (through an `ApiClient`: every method
+    awaited): the provider protocol's calls, by registered model id, and the models
+    registry."""
+
+    async def get_model(self, model_id: str) -> Model: ...
+
+    async def list_models(self) -> ListModelsResponse: ...
+
+
+ROUTES = (
+    Route(
+        "POST",
+        "/v1/inference/chat-completion",
+        Api.inference,
+        "chat_completion",
+        body=ChatCompletionRequest,
+        stream="chat_completion_stream",
+        returns=ChatCompletionResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/inference/completion",
+        Api.inference,
+        "completion",
+        body=CompletionRequest,
+        stream="completion_stream",
+        returns=CompletionResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/inference/embeddings",
+        Api.inference,
+        "embeddings",
+        body=EmbeddingsRequest,
+        returns=EmbeddingsResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/inference/batch-chat-completion",
+        Api.inference,
+        "batch_chat_completion",
+        body=BatchChatCompletionRequest,
+        returns=BatchChatCompletionResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/inference/batch-completion",
+        Api.inference,
+        "batch_completion",
+        body=BatchCompletionRequest,
+        returns=BatchCompletionResponse,
+    ),
+    # OpenAI-compatible (under /v1/openai/v1 and /v1)
+    Route(
+        "POST",
+        "/chat/completions",
+        Api.inference,
+        "openai_chat_completion",
+        body=OpenAIChatCompletionRequest,
+        stream="openai_chat_completion_stream",
+        openai=True,
+        returns=OpenAIChatCompletion,
+    ),
+    Route(
+        "GET",
+        "/chat/completions",
+        Api.inference,
+        "list_chat_completions",
+        query=(
+            Param("after"),
+            Param("limit", int | None, 20),
+            Param("model"),
+            Param("order", str, "desc"),
+        ),
+        openai=True,
+        returns=ListOpenAIChatCompletionResponse,
+    ),
+    Route(
+        "GET",
+        "/chat/completions/{completion_id}",
+        Api.inference,
+        "get_chat_completion",
+        openai=True,
+        returns=OpenAICompletionWithInputMessages,
+    ),
+    Route(
+        "POST",
+        "/completions",
+        Api.inference,
+        "openai_completion",
+        body=OpenAICompletionRequest,
+        stream="openai_completion_stream",
+        openai=True,
+        returns=OpenAICompletion,
+    ),
+    Route(
+        "POST",
+        "/embeddings",
+        Api.inference,
+        "openai_embeddings",
+        body=OpenAIEmbeddingsRequest,
+        openai=True,
+        returns=OpenAIEmbeddingsResponse,
+    ),
+)

@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from stackray.api.common import ApiModel, JsonValue, OpenAIApiModel
-from stackray.api.datatypes import ResourceType
+from stackray.api.common import ApiModel, JsonValue, OpenAIApiModel, ResourceId
+from stackray.api.datatypes import Api, ResourceType
+from stackray.api.routes import Route
 
 
 class ModelType(str, Enum):
@@ -36,7 +37,7 @@ class Model(ApiModel):
 class RegisterModelRequest(ApiModel):
     """The body of `POST /v1/models`."""
 
-    model_id: str
+    model_id: ResourceId
     provider_model_id: str | None = None
     provider_id: str | None = None
     metadata: dict[str, JsonValue] | None = None
@@ -66,3 +67,30 @@ class OpenAIListModelsResponse(OpenAIApiModel):
 
     object: Literal["list"] = "list"
     data: list[OpenAIModel]
+
+
+ROUTES = (
+    # Both SDKs read /v1/models: Llama Stack's fields plus OpenAI's (id, object, created, owned_by).
+    Route(
+        "GET",
+        "/v1/models",
+        Api.models,
+        "list_models",
+        returns=ListModelsResponse,
+        handler="model_list",
+    ),
+    Route(
+        "POST", "/v1/models", Api.models, "register_model", body=RegisterModelRequest, returns=Model
+    ),
+    Route(
+        "GET", "/v1/models/{model_id:path}", Api.models, "get_model", returns=Model, handler="model"
+    ),
+    Route("DELETE", "/v1/models/{model_id:path}", Api.models, "unregister_model", empty=True),
+    Route(
+        "GET",
+        "/v1/openai/v1/models",
+        Api.models,
+        "openai_list_models",
+        returns=OpenAIListModelsResponse,
+    ),
+)

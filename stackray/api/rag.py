@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from stackray.api.common import URL, ApiModel, InterleavedContent, InterleavedContentItem, JsonValue
+from stackray.api.datatypes import Api
+from stackray.api.routes import Route
 
 DEFAULT_CHUNK_TEMPLATE = "Result {index}\nContent: {chunk.content}\nMetadata: {metadata}\n"
 
@@ -73,3 +75,23 @@ class QueryRequest(ApiModel):
 class RAGQueryResult(ApiModel):
     content: InterleavedContent | None = None
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+ROUTES = (
+    Route(
+        "POST",
+        "/v1/tool-runtime/rag-tool/insert",
+        Api.tool_runtime,
+        "rag_tool_insert",
+        body=InsertRequest,
+        empty=True,
+    ),
+    Route(
+        "POST",
+        "/v1/tool-runtime/rag-tool/query",
+        Api.tool_runtime,
+        "rag_tool_query",
+        body=QueryRequest,
+        returns=RAGQueryResult,
+    ),
+)

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from stackray.api.common import JsonValue, OpenAIApiModel
+from stackray.api.datatypes import Api
+from stackray.api.routes import Param, Route
 
 # ---- content ----------------------------------------------------------------------------
 
@@ -324,3 +326,53 @@ OpenAIResponseObjectStream = Annotated[
     | OpenAIResponseObjectStreamResponseCompleted,
     Field(discriminator="type"),
 ]
+
+ROUTES = (
+    Route(
+        "POST",
+        "/responses",
+        Api.agents,
+        "create_openai_response",
+        body=CreateOpenaiResponseRequest,
+        stream="create_openai_response_stream",
+        openai=True,
+        returns=OpenAIResponseObject,
+    ),
+    Route(
+        "GET",
+        "/responses",
+        Api.agents,
+        "list_openai_responses",
+        query=(
+            Param("after"),
+            Param("limit", int | None, 50),
+            Param("model"),
+            Param("order", str, "desc"),
+        ),
+        openai=True,
+        returns=ListOpenAIResponseObject,
+    ),
+    Route(
+        "GET",
+        "/responses/{response_id}",
+        Api.agents,
+        "get_openai_response",
+        openai=True,
+        returns=OpenAIResponseObject,
+    ),
+    Route(
+        "GET",
+        "/responses/{response_id}/input_items",
+        Api.agents,
+        "list_openai_response_input_items",
+        query=(
+            Param("after"),
+            Param("before"),
+            Param("include", list[str] | None),
+            Param("limit", int | None, 20),
+            Param("order", str, "desc"),
+        ),
+        openai=True,
+        returns=ListOpenAIResponseInputItem,
+    ),
+)

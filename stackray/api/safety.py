@@ -7,8 +7,9 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from stackray.api.common import ApiModel, JsonValue, Message, OpenAIApiModel
-from stackray.api.datatypes import ResourceType
+from stackray.api.common import ApiModel, JsonValue, Message, OpenAIApiModel, ResourceId
+from stackray.api.datatypes import Api, ResourceType
+from stackray.api.routes import Route
 
 
 class Shield(ApiModel):
@@ -22,7 +23,7 @@ class Shield(ApiModel):
 
 
 class RegisterShieldRequest(ApiModel):
-    shield_id: str
+    shield_id: ResourceId
     provider_shield_id: str | None = None
     provider_id: str | None = None
     params: dict[str, JsonValue] | None = None
@@ -106,3 +107,43 @@ class SafetyProvider(Protocol):
     async def run_shield(
         self, shield: Shield, messages: list[Message], params: dict[str, JsonValue]
     ) -> RunShieldResponse: ...
+
+
+class SafetyApi(Protocol):
+    """The Safety API as another API calls it (agents' shields)."""
+
+    async def get_shield(self, identifier: str) -> Shield: ...
+
+    async def run_shield(self, request: RunShieldRequest) -> RunShieldResponse: ...
+
+
+ROUTES = (
+    Route("GET", "/v1/shields", Api.shields, "list_shields", returns=ListShieldsResponse),
+    Route(
+        "POST",
+        "/v1/shields",
+        Api.shields,
+        "register_shield",
+        body=RegisterShieldRequest,
+        returns=Shield,
+    ),
+    Route("GET", "/v1/shields/{identifier:path}", Api.shields, "get_shield", returns=Shield),
+    Route("DELETE", "/v1/shields/{identifier:path}", Api.shields, "unregister_shield", empty=True),
+    Route(
+        "POST",
+        "/v1/safety/run-shield",
+        Api.safety,
+        "run_shield",
+        body=RunShieldRequest,
+        returns=RunShieldResponse,
+    ),
+    Route(
+        "POST",
+        "/moderations",
+        Api.safety,
+        "run_moderation",
+        body=OpenAIModerationRequest,
+        openai=True,
+        returns=ModerationObject,
+    ),
+)

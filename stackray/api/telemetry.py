@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from stackray.api.common import ApiModel, JsonValue
+from stackray.api.datatypes import Api
+from stackray.api.routes import Route
 
 # Event attributes are scalars only (the contract's oneOf string/integer/number/boolean/null).
 Scalar = str | int | float | bool | None
@@ -157,7 +159,8 @@ Event = Annotated[
 
 class LogEventRequest(ApiModel):
     event: Event
-    ttl_seconds: int = Field(ge=0)
+    # At most ten years: the store keeps expiry times as 64-bit integers.
+    ttl_seconds: int = Field(ge=0, le=10 * 365 * 24 * 3600)
 
 
 # ---- metrics --------------------------------------------------------------------------
@@ -204,3 +207,58 @@ class MetricSeries(ApiModel):
 
 class QueryMetricsResponse(ApiModel):
     data: list[MetricSeries]
+
+
+ROUTES = (
+    Route(
+        "POST", "/v1/telemetry/events", Api.telemetry, "log_event", body=LogEventRequest, empty=True
+    ),
+    Route(
+        "POST",
+        "/v1/telemetry/traces",
+        Api.telemetry,
+        "query_traces",
+        body=QueryTracesRequest,
+        returns=QueryTracesResponse,
+    ),
+    Route("GET", "/v1/telemetry/traces/{trace_id}", Api.telemetry, "get_trace", returns=Trace),
+    Route(
+        "GET",
+        "/v1/telemetry/traces/{trace_id}/spans/{span_id}",
+        Api.telemetry,
+        "get_span",
+        returns=Span,
+    ),
+    Route(
+        "POST",
+        "/v1/telemetry/spans/{span_id}/tree",
+        Api.telemetry,
+        "get_span_tree",
+        body=GetSpanTreeRequest,
+        returns=QuerySpanTreeResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/telemetry/spans",
+        Api.telemetry,
+        "query_spans",
+        body=QuerySpansRequest,
+        returns=QuerySpansResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/telemetry/spans/export",
+        Api.telemetry,
+        "save_spans_to_dataset",
+        body=SaveSpansToDatasetRequest,
+        empty=True,
+    ),
+    Route(
+        "POST",
+        "/v1/telemetry/metrics/{metric_name}",
+        Api.telemetry,
+        "query_metrics",
+        body=QueryMetricsRequest,
+        returns=QueryMetricsResponse,
+    ),
+)

@@ -6,8 +6,9 @@ from typing import Literal, Protocol
 
 from pydantic import Field
 
-from stackray.api.common import URL, ApiModel, InterleavedContent, JsonValue
-from stackray.api.datatypes import ResourceType
+from stackray.api.common import URL, ApiModel, InterleavedContent, JsonValue, ResourceId
+from stackray.api.datatypes import Api, ResourceType
+from stackray.api.routes import Param, Route
 
 
 class ToolParameter(ApiModel):
@@ -52,7 +53,7 @@ class ToolGroup(ApiModel):
 
 
 class RegisterToolGroupRequest(ApiModel):
-    toolgroup_id: str
+    toolgroup_id: ResourceId
     provider_id: str
     mcp_endpoint: URL | None = None
     args: dict[str, JsonValue] | None = None
@@ -99,3 +100,70 @@ class ToolRuntimeProvider(Protocol):
         """Run the provider's tool `tool_name` of `group` with `kwargs`. A tool that ran
         and failed is a result with `error_message`; a call that could not be made raises."""
         ...
+
+
+class ToolRuntimeApi(Protocol):
+    """The ToolRuntime API as another API calls it (agents' tools)."""
+
+    async def list_runtime_tools(
+        self, tool_group_id: str | None = None, mcp_endpoint: URL | None = None
+    ) -> ListToolDefsResponse: ...
+
+    async def invoke_tool(self, request: InvokeToolRequest) -> ToolInvocationResult: ...
+
+
+ROUTES = (
+    Route(
+        "GET", "/v1/toolgroups", Api.tool_groups, "list_tool_groups", returns=ListToolGroupsResponse
+    ),
+    Route(
+        "POST",
+        "/v1/toolgroups",
+        Api.tool_groups,
+        "register_tool_group",
+        body=RegisterToolGroupRequest,
+        empty=True,
+    ),
+    # Group ids contain '::' and may contain '/': take the rest of the path.
+    Route(
+        "GET",
+        "/v1/toolgroups/{toolgroup_id:path}",
+        Api.tool_groups,
+        "get_tool_group",
+        returns=ToolGroup,
+    ),
+    Route(
+        "DELETE",
+        "/v1/toolgroups/{toolgroup_id:path}",
+        Api.tool_groups,
+        "unregister_toolgroup",
+        empty=True,
+    ),
+    Route(
+        "GET",
+        "/v1/tools",
+        Api.tool_groups,
+        "list_tools",
+        query=(Param("toolgroup_id"),),
+        returns=ListToolsResponse,
+    ),
+    Route("GET", "/v1/tools/{tool_name:path}", Api.tool_groups, "get_tool", returns=Tool),
+    # `mcp_endpoint` comes in several query forms: read by the gateway's handler.
+    Route(
+        "GET",
+        "/v1/tool-runtime/list-tools",
+        Api.tool_runtime,
+        "list_runtime_tools",
+        query=(Param("tool_group_id"), Param("mcp_endpoint")),
+        returns=ListToolDefsResponse,
+        handler="runtime_tools",
+    ),
+    Route(
+        "POST",
+        "/v1/tool-runtime/invoke",
+        Api.tool_runtime,
+        "invoke_tool",
+        body=InvokeToolRequest,
+        returns=ToolInvocationResult,
+    ),
+)

@@ -13,8 +13,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from stackray.api.common import ApiModel, InterleavedContent, JsonValue
-from stackray.api.datatypes import ResourceType
+from stackray.api.common import ApiModel, InterleavedContent, JsonValue, ResourceId
+from stackray.api.datatypes import Api, ResourceType
+from stackray.api.routes import Route
 
 
 class Chunk(ApiModel):
@@ -38,7 +39,7 @@ class VectorDB(ApiModel):
 
 
 class RegisterVectorDbRequest(ApiModel):
-    vector_db_id: str
+    vector_db_id: ResourceId
     embedding_model: str
     embedding_dimension: int | None = None
     provider_id: str | None = None
@@ -127,3 +128,62 @@ class VectorIOProvider(Protocol):
 
     async def delete_chunks(self, vector_db: VectorDB, chunk_ids: list[str]) -> None:
         """Remove the chunks whose ``metadata['chunk_id']`` is in `chunk_ids`."""
+
+
+class VectorIOApi(Protocol):
+    """The VectorIO API as another API calls it (the RAG tool, agents' memory)."""
+
+    async def register_vector_db(self, request: RegisterVectorDbRequest) -> VectorDB: ...
+
+    async def get_vector_db(self, vector_db_id: str) -> VectorDB: ...
+
+    async def unregister_vector_db(self, vector_db_id: str) -> None: ...
+
+    async def insert_chunks(self, request: InsertChunksRequest) -> None: ...
+
+    async def query_chunks(self, request: QueryChunksRequest) -> QueryChunksResponse: ...
+
+
+ROUTES = (
+    Route(
+        "GET", "/v1/vector-dbs", Api.vector_dbs, "list_vector_dbs", returns=ListVectorDBsResponse
+    ),
+    Route(
+        "POST",
+        "/v1/vector-dbs",
+        Api.vector_dbs,
+        "register_vector_db",
+        body=RegisterVectorDbRequest,
+        returns=VectorDB,
+    ),
+    Route(
+        "GET",
+        "/v1/vector-dbs/{vector_db_id:path}",
+        Api.vector_dbs,
+        "get_vector_db",
+        returns=VectorDB,
+    ),
+    Route(
+        "DELETE",
+        "/v1/vector-dbs/{vector_db_id:path}",
+        Api.vector_dbs,
+        "unregister_vector_db",
+        empty=True,
+    ),
+    Route(
+        "POST",
+        "/v1/vector-io/insert",
+        Api.vector_io,
+        "insert_chunks",
+        body=InsertChunksRequest,
+        empty=True,
+    ),
+    Route(
+        "POST",
+        "/v1/vector-io/query",
+        Api.vector_io,
+        "query_chunks",
+        body=QueryChunksRequest,
+        returns=QueryChunksResponse,
+    ),
+)

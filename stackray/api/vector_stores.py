@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from stackray.api.common import ApiModel, JsonValue
+from stackray.api.datatypes import Api
+from stackray.api.routes import Param, Route
 
 
 class VectorStoreChunkingStrategyAuto(ApiModel):
@@ -179,3 +181,121 @@ class VectorStoreSearchResponsePage(ApiModel):
     data: list[VectorStoreSearchResponse]
     has_more: bool = False
     next_page: str | None = None
+
+
+_STORES = "/vector_stores"
+_STORE = _STORES + "/{vector_store_id}"
+_FILES = _STORE + "/files"
+_FILE = _FILES + "/{file_id}"
+_PAGE = (
+    Param("limit", int | None, 20),
+    Param("order", str | None, "desc"),
+    Param("after"),
+    Param("before"),
+)
+
+ROUTES = (
+    Route(
+        "POST",
+        _STORES,
+        Api.vector_io,
+        "openai_create_vector_store",
+        body=OpenaiCreateVectorStoreRequest,
+        openai=True,
+        returns=VectorStoreObject,
+    ),
+    Route(
+        "GET",
+        _STORES,
+        Api.vector_io,
+        "openai_list_vector_stores",
+        query=_PAGE,
+        openai=True,
+        returns=VectorStoreListResponse,
+    ),
+    Route(
+        "GET",
+        _STORE,
+        Api.vector_io,
+        "openai_retrieve_vector_store",
+        openai=True,
+        returns=VectorStoreObject,
+    ),
+    Route(
+        "POST",
+        _STORE,
+        Api.vector_io,
+        "openai_update_vector_store",
+        body=OpenaiUpdateVectorStoreRequest,
+        openai=True,
+        returns=VectorStoreObject,
+    ),
+    Route(
+        "DELETE",
+        _STORE,
+        Api.vector_io,
+        "openai_delete_vector_store",
+        openai=True,
+        returns=VectorStoreDeleteResponse,
+    ),
+    Route(
+        "POST",
+        _STORE + "/search",
+        Api.vector_io,
+        "openai_search_vector_store",
+        body=OpenaiSearchVectorStoreRequest,
+        openai=True,
+        returns=VectorStoreSearchResponsePage,
+    ),
+    Route(
+        "POST",
+        _FILES,
+        Api.vector_io,
+        "openai_attach_file_to_vector_store",
+        body=OpenaiAttachFileToVectorStoreRequest,
+        openai=True,
+        returns=VectorStoreFileObject,
+    ),
+    Route(
+        "GET",
+        _FILES,
+        Api.vector_io,
+        "openai_list_files_in_vector_store",
+        query=(*_PAGE, Param("filter")),
+        openai=True,
+        returns=VectorStoreListFilesResponse,
+    ),
+    Route(
+        "GET",
+        _FILE,
+        Api.vector_io,
+        "openai_retrieve_vector_store_file",
+        openai=True,
+        returns=VectorStoreFileObject,
+    ),
+    Route(
+        "POST",
+        _FILE,
+        Api.vector_io,
+        "openai_update_vector_store_file",
+        body=OpenaiUpdateVectorStoreFileRequest,
+        openai=True,
+        returns=VectorStoreFileObject,
+    ),
+    Route(
+        "DELETE",
+        _FILE,
+        Api.vector_io,
+        "openai_delete_vector_store_file",
+        openai=True,
+        returns=VectorStoreFileDeleteResponse,
+    ),
+    Route(
+        "GET",
+        _FILE + "/content",
+        Api.vector_io,
+        "openai_retrieve_vector_store_file_contents",
+        openai=True,
+        returns=VectorStoreFileContentsResponse,
+    ),
+)

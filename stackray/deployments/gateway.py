@@ -34,7 +34,7 @@ from stackray.api.inspect import (
     RouteInfo,
     VersionInfo,
 )
-from stackray.deployments.routes import Routes, json_response, register_all
+from stackray.deployments.routes import RouteBuilder, json_response
 from stackray.runtime import redaction, telemetry
 from stackray.runtime.auth import (
     FAILED,
@@ -73,6 +73,15 @@ def error_body(err: StackError) -> dict[str, Any]:
     if err.field is not None:
         body["param"] = err.field
     return {"error": body, "detail": message}
+
+
+def error_response(err: StackError) -> JSONResponse:
+    """The HTTP answer of `err`. An overloaded, restarting or rate-limited stack says
+    when to come back (`Retry-After`, seconds)."""
+    headers = None
+    if err.status_code in (429, 503):
+        headers = {"Retry-After": str(int(getattr(err, "retry_after_s", None) or 1))}
+    return JSONResponse(status_code=err.status_code, content=error_body(err), headers=headers)
 
 
 async def _sse(first: Any, rest: AsyncIterator[Any], openai: bool) -> AsyncIterator[bytes]:
@@ -182,12 +191,7 @@ class RequestContextMiddleware:
             try:
                 await asyncio.to_thread(self.quota.check, caller, user is not None)
             except Exception as exc:  # over quota (429), or the store is down (503)
-                err = to_stack_error(exc)
-                retry = getattr(err, "retry_after", None)
-                headers = {"Retry-After": str(retry)} if retry else None
-                await JSONResponse(
-                    status_code=err.status_code, content=error_body(err), headers=headers
-                )(scope, receive, send)
+                await error_response(to_stack_error(exc))(scope, receive, send)
                 return
         header = None
         wanted = PROVIDER_DATA_HEADER.lower().encode()
@@ -198,9 +202,7 @@ class RequestContextMiddleware:
         try:
             ctx = RequestContext(provider_data=parse_provider_data(header), user=user)
         except StackError as err:
-            await JSONResponse(status_code=err.status_code, content=error_body(err))(
-                scope, receive, send
-            )
+            await error_response(err)(scope, receive, send)
             return
         token = request_context_var.set(ctx)
         try:
@@ -231,7 +233,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
 
     @app.exception_handler(StackError)
     async def _stack_error(request: Request, exc: StackError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content=error_body(exc))
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -239,8 +241,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
 
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> JSONResponse:
-        err = to_stack_error(exc)
-        return JSONResponse(status_code=err.status_code, content=error_body(err))
+        return error_response(to_stack_error(exc))
 
     def backend(api: str) -> ApiClient:
         if api not in b:
@@ -268,7 +269,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
 
     # ---- health, version, inspect, providers -----------------------------------------
 
-    @app.get("/v1/health", response_model=None)
+    @app.get("/v1/health", response_model=None, responses={200: {"model": HealthInfo}})
     async def health() -> Response:
         # Healthy once every API deployment answers: before that (models still loading on
         # a first start) a readiness probe must not send traffic here.
@@ -280,7 +281,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
             return _json(HealthInfo(status=HealthStatus.Error), status_code=503)
         return _json(HealthInfo(status=HealthStatus.OK))
 
-    @app.get("/v1/version", response_model=None)
+    @app.get("/v1/version", response_model=None, responses={200: {"model": VersionInfo}})
     async def version() -> Response:
         return _json(VersionInfo(version=__version__))
 
@@ -290,7 +291,9 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
         # Routing-table APIs (models, shields ...) are served by their owner's providers.
         return sorted({p.provider_type for p in stack.providers_of(owner(api))})
 
-    @app.get("/v1/inspect/routes", response_model=None)
+    @app.get(
+        "/v1/inspect/routes", response_model=None, responses={200: {"model": ListRoutesResponse}}
+    )
     async def inspect_routes() -> Response:
         routes = []
         for route in app.routes:
@@ -320,19 +323,23 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
                 )
         return infos
 
-    @app.get("/v1/providers", response_model=None)
+    @app.get(
+        "/v1/providers", response_model=None, responses={200: {"model": ListProvidersResponse}}
+    )
     async def list_providers() -> Response:
         return _json(ListProvidersResponse(data=_provider_infos()))
 
-    @app.get("/v1/providers/{provider_id}", response_model=None)
+    @app.get(
+        "/v1/providers/{provider_id}", response_model=None, responses={200: {"model": ProviderInfo}}
+    )
     async def inspect_provider(provider_id: str) -> Response:
         for info in _provider_infos():
             if info.provider_id == provider_id:
                 return _json(info)
         raise NotFoundError(f"provider {provider_id!r} not found", field="provider_id")
 
-    routes = Routes(app, call, stream)
-    register_all(routes)
+    routes = RouteBuilder(app, call, stream)
+    routes.add_all()
     route_apis.update(routes.apis)
 
     return app

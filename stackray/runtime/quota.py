@@ -51,7 +51,7 @@ class QuotaCounter:
         self.store = store if store is not None else open_kvstore(config.kvstore)
 
     def check(self, caller: str, authenticated: bool, now: float | None = None) -> None:
-        """Count one request of `caller`; `QuotaExceededError` (with `retry_after`) when
+        """Count one request of `caller`; `QuotaExceededError` (with `retry_after_s`) when
         it is over the limit."""
         now = time.time() if now is None else now
         window = int(now // self.window_s)
@@ -67,5 +67,5 @@ class QuotaCounter:
         )
         if count > limit:
             err = QuotaExceededError(f"quota exceeded: {limit} requests per {self.config.period}")
-            err.retry_after = max(1, int(ends - now + 0.999))  # type: ignore[attr-defined]
+            err.retry_after_s = max(1, int(ends - now + 0.999))  # type: ignore[attr-defined]
             raise err

@@ -18,7 +18,8 @@ from typing import Any
 from stackray.api.common import interleaved_content_as_str
 from stackray.api.datatypes import Api
 from stackray.api.errors import BadRequestError, ConfigError, ConflictError, NotFoundError
-from stackray.api.inference import EmbeddingsRequest, TextTruncation
+from stackray.api.files import FilesApi
+from stackray.api.inference import EmbeddingsRequest, InferenceApi, TextTruncation
 from stackray.api.models import Model, ModelType
 from stackray.api.vector_io import (
     Chunk,
@@ -169,9 +170,9 @@ class VectorIORouter(VectorStoresMixin):
         self,
         providers: dict[str, Any],
         registry: ResourceRegistry,
-        inference: Any,
+        inference: InferenceApi,
         vector_store_tables: tuple[DocumentStore, DocumentStore],
-        files: Any | None = None,
+        files: FilesApi | None = None,
     ) -> None:
         if not providers:
             raise ConfigError("the vector_io API needs at least one vector_io provider")

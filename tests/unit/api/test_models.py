@@ -2,7 +2,7 @@
 properties, required set, defaults, enum values and JSON types (deviations are listed,
 each with its reason); requests are validated as the contract says.
 
-The round trips with the real clients are in `test_api_client_compat.py`.
+The round trips with the real clients are in `test_client_compat.py`.
 """
 
 from __future__ import annotations
@@ -420,3 +420,43 @@ def test_conversion_helpers() -> None:
         "tool_calls",
         "length",
     ]
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [
+        ("stackray.api.models:RegisterModelRequest", "model_id"),
+        ("stackray.api.safety:RegisterShieldRequest", "shield_id"),
+        ("stackray.api.vector_io:RegisterVectorDbRequest", "vector_db_id"),
+        ("stackray.api.tools:RegisterToolGroupRequest", "toolgroup_id"),
+    ],
+)
+def test_a_registered_resource_has_a_valid_id(model, field):
+    import importlib
+
+    module, name = model.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    base = {"embedding_model": "m", "provider_id": "p"}
+    rest = {k: v for k, v in base.items() if k in cls.model_fields}
+    for bad in ("", "a\nb", "x" * 1025):
+        with pytest.raises(ValidationError) as info:
+            cls.model_validate({**rest, field: bad})
+        assert [e["loc"] for e in info.value.errors()] == [(field,)]
+    assert getattr(cls.model_validate({**rest, field: "group::a/b"}), field) == "group::a/b"
+
+
+def test_an_event_lives_at_most_ten_years():
+    from stackray.api.telemetry import LogEventRequest
+
+    event = {
+        "type": "unstructured_log",
+        "trace_id": "t",
+        "span_id": "s",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "message": "m",
+        "severity": "info",
+    }
+    assert LogEventRequest(event=event, ttl_seconds=86400).ttl_seconds == 86400
+    with pytest.raises(ValidationError) as info:
+        LogEventRequest(event=event, ttl_seconds=199100875003194)
+    assert info.value.errors()[0]["loc"] == ("ttl_seconds",)

@@ -211,3 +211,24 @@ def test_health_is_503_until_every_api_deployment_answers(tmp_path):
     ) as c:
         r = c.get("/v1/health")
         assert r.status_code == 503 and r.json() == {"status": "Error"}
+
+
+def test_an_unavailable_stack_says_when_to_come_back(tmp_path):
+    class Restarting:
+        async def list_models(self):
+            raise type("ActorUnavailableError", (Exception,), {})("replica restarting")
+
+    stack = parse_config(
+        {
+            "version": 2,
+            "image_name": "gw",
+            "apis": ["inference"],
+            "storage": {"data_dir": str(tmp_path)},
+        }
+    )
+    with TestClient(
+        create_gateway_app(stack, {"inference": local_client(Restarting(), "inference")})
+    ) as c:
+        r = c.get("/v1/models")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert "restarting" in r.json()["detail"]

@@ -34,7 +34,7 @@ def test_counts_per_caller_and_period(tmp_path):
     with pytest.raises(QuotaExceededError) as info:
         counter.check("alice", True, now=start + 2)
     assert info.value.status_code == 429
-    assert info.value.retry_after == 3600 - 12  # type: ignore[attr-defined]
+    assert info.value.retry_after_s == 3600 - 12  # type: ignore[attr-defined]
     counter.check("bob", True, now=start + 2)  # another caller counts apart
     counter.check("alice", False, now=start + 2)  # so does the anonymous count
     counter.check("alice", True, now=start + 3600)  # the next hour starts again

@@ -45,6 +45,7 @@ from stackray.api.datatypes import Api
 from stackray.api.errors import BadRequestError, ConflictError, NotFoundError, StackError
 from stackray.api.models import Model, ModelType
 from stackray.api.vector_io import Chunk, InsertChunksRequest, RegisterVectorDbRequest
+from stackray.providers.inline.agents.meta_reference.apis import AgentApis
 from stackray.providers.inline.agents.meta_reference.config import MetaReferenceAgentsConfig
 from stackray.providers.inline.agents.meta_reference.context import (
     chunk_words,
@@ -90,6 +91,7 @@ class MetaReferenceAgents(OpenAIResponses):
     ) -> None:
         self.config = config
         self.deps = deps
+        self.apis = AgentApis.of(deps)
         store_config = config.persistence_store or SqliteStoreConfig(
             db_path=str(context.data_dir / "agents_store.db")
         )
@@ -190,7 +192,7 @@ class MetaReferenceAgents(OpenAIResponses):
 
     async def _drop_session_vector_db(self, session: dict[str, Any]) -> None:
         vector_db_id = session.get("vector_db_id")
-        vector_io = self.deps.get(Api.vector_io)
+        vector_io = self.apis.vector_io
         if vector_db_id is None or vector_io is None:
             return
         try:
@@ -320,7 +322,7 @@ class MetaReferenceAgents(OpenAIResponses):
 
     async def _check_model(self, model_id: str, field: str = "agent_config.model") -> Model:
         try:
-            model: Model = await self.deps[Api.inference].get_model(model_id)
+            model: Model = await self.apis.inference.get_model(model_id)
         except Exception as exc:
             err = to_stack_error(exc, api="inference")
             if isinstance(err, NotFoundError):
@@ -386,7 +388,7 @@ class MetaReferenceAgents(OpenAIResponses):
                 group = AgentToolGroupWithArgs.model_validate(group)
             name, args = (group, {}) if isinstance(group, str) else (group.name, group.args)
             where = "agent_config.toolgroups" if position < len(config.toolgroups or []) else field
-            runtime = self.deps.get(Api.tool_runtime)
+            runtime = self.apis.tool_runtime
             if runtime is None:
                 raise BadRequestError(
                     f"toolgroup {name!r} needs the tool_runtime API, which this stack does not serve",
@@ -429,7 +431,7 @@ class MetaReferenceAgents(OpenAIResponses):
     # ---- documents --------------------------------------------------------------------
 
     async def _embedding_model(self) -> tuple[str, int | None]:
-        inference = self.deps[Api.inference]
+        inference = self.apis.inference
         if self.config.embedding_model:
             model: Model = await inference.get_model(self.config.embedding_model)
             return model.identifier, model.metadata.get("embedding_dimension")
@@ -446,7 +448,7 @@ class MetaReferenceAgents(OpenAIResponses):
         self, session: dict[str, Any], documents: list[Document], turn_id: str
     ) -> None:
         """Insert a turn's documents into the session's vector db (created on first use)."""
-        vector_io = self.deps.get(Api.vector_io)
+        vector_io = self.apis.vector_io
         if vector_io is None:
             raise BadRequestError(
                 "documents need the vector_io API, which this stack does not serve",

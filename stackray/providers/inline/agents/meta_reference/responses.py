@@ -50,6 +50,7 @@ from stackray.api.responses import (
     OpenAIResponseTextFormat,
 )
 from stackray.api.vector_io import QueryChunksRequest
+from stackray.providers.inline.agents.meta_reference.apis import AgentApis
 from stackray.runtime.errors import to_stack_error
 from stackray.runtime.owned import OwnedDocuments, readable_page, stamp
 from stackray.runtime.storage import DocumentStore
@@ -130,6 +131,7 @@ class OpenAIResponses:
     """The Responses API part of the agents router (mixed into `MetaReferenceAgents`)."""
 
     deps: dict[Api, Any]
+    apis: AgentApis
     responses: DocumentStore
     response_access: OwnedDocuments
 
@@ -173,7 +175,7 @@ class OpenAIResponses:
             text: list[str] = []
             calls: dict[int, dict[str, Any]] = {}
             try:
-                async for chunk in self.deps[Api.inference].openai_chat_completion_stream(
+                async for chunk in self.apis.inference.openai_chat_completion_stream(
                     self._chat_request(prepared)
                 ):
                     for choice in chunk.choices:
@@ -201,15 +203,15 @@ class OpenAIResponses:
                                 output_index=len(output),
                                 sequence_number=next_seq(),
                             )
-                        for j, call in enumerate(delta.tool_calls or []):
+                        for j, delta_call in enumerate(delta.tool_calls or []):
                             slot = calls.setdefault(
-                                call.index if call.index is not None else j,
+                                delta_call.index if delta_call.index is not None else j,
                                 {"id": None, "name": "", "arguments": ""},
                             )
-                            slot["id"] = call.id or slot["id"]
-                            if call.function is not None:
-                                slot["name"] += call.function.name or ""
-                                slot["arguments"] += call.function.arguments or ""
+                            slot["id"] = delta_call.id or slot["id"]
+                            if delta_call.function is not None:
+                                slot["name"] += delta_call.function.name or ""
+                                slot["arguments"] += delta_call.function.arguments or ""
             except Exception as exc:
                 raise to_stack_error(exc, api="inference") from None
 
@@ -353,7 +355,7 @@ class OpenAIResponses:
 
     async def _prepare_response(self, request: CreateOpenaiResponseRequest) -> _Prepared:
         try:
-            await self.deps[Api.inference].get_model(request.model)
+            await self.apis.inference.get_model(request.model)
         except Exception as exc:
             raise to_stack_error(exc, api="inference") from None
         items: list[Any] = []
@@ -379,7 +381,7 @@ class OpenAIResponses:
                 function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
                 tools.append({"type": "function", "function": function})
             elif isinstance(tool, OpenAIResponseInputToolFileSearch):
-                if Api.vector_io not in self.deps:
+                if self.apis.vector_io is None:
                     raise BadRequestError(
                         "file_search needs the vector_io API, which this stack does not serve",
                         field=f"tools[{i}]",
@@ -421,12 +423,15 @@ class OpenAIResponses:
             query = str(json.loads(arguments or "{}").get("query", ""))
         except (ValueError, AttributeError):
             query = arguments
+        vector_io = self.apis.vector_io
+        if vector_io is None:  # refused when the request was prepared
+            raise BadRequestError("file_search needs the vector_io API", field="tools")
         k = tool.max_num_results or 10
         threshold = (tool.ranking_options.score_threshold if tool.ranking_options else 0.0) or 0.0
         results: list[dict[str, Any]] = []
         for store_id in tool.vector_store_ids:
             try:
-                found = await self.deps[Api.vector_io].query_chunks(
+                found = await vector_io.query_chunks(
                     QueryChunksRequest(
                         vector_db_id=store_id,
                         query=query,

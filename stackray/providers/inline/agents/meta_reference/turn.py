@@ -60,6 +60,7 @@ from stackray.api.inference import (
 from stackray.api.safety import RunShieldRequest, SafetyViolation, ViolationLevel
 from stackray.api.tools import InvokeToolRequest
 from stackray.api.vector_io import QueryChunksRequest
+from stackray.providers.inline.agents.meta_reference.apis import AgentApis
 from stackray.providers.inline.agents.meta_reference.context import content_text
 from stackray.providers.inline.agents.meta_reference.persistence import AgentStore, PendingTurn
 from stackray.runtime.errors import to_stack_error
@@ -115,6 +116,7 @@ class TurnRunner:
 
     def __init__(self, deps: dict[Api, Any], store: AgentStore, memory_top_k: int = 3) -> None:
         self.deps = deps
+        self.apis = AgentApis.of(deps)
         self.store = store
         self.memory_top_k = memory_top_k
 
@@ -233,7 +235,7 @@ class TurnRunner:
         """One shield_call step running every shield; yields the stopping violation last."""
         if not shields:
             return
-        safety = self.deps.get(Api.safety)
+        safety = self.apis.safety
         if safety is None:
             raise BadRequestError(
                 f"shields {shields} need the safety API, which this stack does not serve",
@@ -271,7 +273,7 @@ class TurnRunner:
         vector_db_id = self._session_vector_db(state.turn.session_id)
         if vector_db_id is None or RAG_TOOL in state.tools.server_args:
             return
-        vector_io = self.deps.get(Api.vector_io)
+        vector_io = self.apis.vector_io
         if vector_io is None:
             return
         position, query = _last_user_message(state.messages)
@@ -336,7 +338,7 @@ class TurnRunner:
         calls: list[ToolCall] = []
         stop = StopReason.end_of_turn
         try:
-            async for piece in self.deps[Api.inference].chat_completion_stream(request):
+            async for piece in self.apis.inference.chat_completion_stream(request):
                 event = piece.event
                 delta = event.delta
                 if isinstance(delta, TextDelta) and delta.text:
@@ -411,10 +413,15 @@ class TurnRunner:
             if session_db is not None:
                 ids = list(kwargs.get("vector_db_ids") or [])
                 kwargs["vector_db_ids"] = [*ids, session_db] if session_db not in ids else ids
-        try:
-            result = await self.deps[Api.tool_runtime].invoke_tool(
-                InvokeToolRequest(tool_name=name, kwargs=kwargs)
+        runtime = self.apis.tool_runtime
+        if runtime is None:  # server tools come from the tool runtime
+            return ToolResponse(
+                call_id=call.call_id,
+                tool_name=call.tool_name,
+                content="error: this stack serves no tool runtime",
             )
+        try:
+            result = await runtime.invoke_tool(InvokeToolRequest(tool_name=name, kwargs=kwargs))
         except Exception as exc:
             err = to_stack_error(exc, api="tool_runtime")
             return ToolResponse(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from stackray.api.common import (
+    GrammarResponseFormat,
     GreedySamplingStrategy,
     JsonValue,
     Message,
@@ -14,7 +16,7 @@ from stackray.api.common import (
 )
 from stackray.api.datatypes import Api
 from stackray.api.errors import BadRequestError, NotFoundError, ProviderError
-from stackray.api.inference import ChatCompletionRequest, CompletionRequest
+from stackray.api.inference import ChatCompletionRequest, CompletionRequest, InferenceApi
 from stackray.api.models import ModelType
 from stackray.api.safety import RunShieldResponse, SafetyViolation, Shield, ViolationLevel
 from stackray.providers.inline.safety.llama_guard.categories import CATEGORIES
@@ -28,9 +30,12 @@ from stackray.providers.inline.safety.llama_guard.prompt import (
     build_prompt,
     judged_messages,
     parse_verdict,
+    verdict_grammar,
 )
 from stackray.runtime.errors import unwrap
 from stackray.runtime.resolver import ProviderContext
+
+logger = logging.getLogger("stackray.safety.llama_guard")
 
 
 class LlamaGuardSafetyProvider:
@@ -40,8 +45,10 @@ class LlamaGuardSafetyProvider:
         self, config: LlamaGuardConfig, deps: dict[Api, Any], context: ProviderContext
     ) -> None:
         self.config = config
-        self.inference = deps[Api.inference]
+        self.inference: InferenceApi = deps[Api.inference]
         self.context = context
+        # Guard models whose provider refused the verdict grammar: asked without it since.
+        self._unconstrained: set[str] = set()
 
     def _excluded(self, shield: Shield, params: dict[str, JsonValue] | None = None) -> set[str]:
         excluded = set(self.config.excluded_categories)
@@ -94,7 +101,7 @@ class LlamaGuardSafetyProvider:
                 field="messages",
             )
         prompt = build_prompt(judged, excluded)
-        answer = await self._ask(shield.provider_resource_id or shield.identifier, prompt)
+        answer = await self._ask(shield.provider_resource_id or shield.identifier, prompt, excluded)
         try:
             verdict = parse_verdict(answer, excluded)
         except VerdictError as e:
@@ -119,7 +126,26 @@ class LlamaGuardSafetyProvider:
             )
         )
 
-    async def _ask(self, model_id: str, prompt: str) -> str:
+    async def _ask(self, model_id: str, prompt: str, excluded: set[str]) -> str:
+        if self.config.constrain_verdict and model_id not in self._unconstrained:
+            grammar = GrammarResponseFormat(bnf={"ebnf": verdict_grammar(excluded)})
+            try:
+                return await self._generate(model_id, prompt, grammar)
+            except Exception as exc:
+                if not isinstance(unwrap(exc), BadRequestError):
+                    raise
+                # The model's provider takes no grammar: read its answer as it comes.
+                logger.info(
+                    "guard model %r: no constrained verdict (%s); asking without the grammar",
+                    model_id,
+                    unwrap(exc),
+                )
+                self._unconstrained.add(model_id)
+        return await self._generate(model_id, prompt, None)
+
+    async def _generate(
+        self, model_id: str, prompt: str, grammar: GrammarResponseFormat | None
+    ) -> str:
         sampling = SamplingParams(
             strategy=GreedySamplingStrategy(), max_tokens=self.config.max_tokens
         )
@@ -129,12 +155,16 @@ class LlamaGuardSafetyProvider:
                     model_id=model_id,
                     content=RAW_TEMPLATE.format(prompt=prompt),
                     sampling_params=sampling,
+                    response_format=grammar,
                 )
             )
             return str(completion.content)
         chat = await self.inference.chat_completion(
             ChatCompletionRequest(
-                model_id=model_id, messages=[UserMessage(content=prompt)], sampling_params=sampling
+                model_id=model_id,
+                messages=[UserMessage(content=prompt)],
+                sampling_params=sampling,
+                response_format=grammar,
             )
         )
         return interleaved_content_as_str(chat.completion_message.content)

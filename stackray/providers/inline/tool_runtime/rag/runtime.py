@@ -14,7 +14,7 @@ from typing import Any
 
 from stackray.api.common import TextContentItem, UserMessage, interleaved_content_as_str
 from stackray.api.errors import BadRequestError
-from stackray.api.inference import ChatCompletionRequest
+from stackray.api.inference import ChatCompletionRequest, InferenceApi
 from stackray.api.rag import (
     InsertRequest,
     LLMRAGQueryGeneratorConfig,
@@ -23,7 +23,7 @@ from stackray.api.rag import (
     RAGQueryResult,
     WeightedRanker,
 )
-from stackray.api.vector_io import Chunk, InsertChunksRequest, QueryChunksRequest
+from stackray.api.vector_io import Chunk, InsertChunksRequest, QueryChunksRequest, VectorIOApi
 
 INSERT_BATCH = 256
 
@@ -56,7 +56,10 @@ class RagRuntime:
     """The logic of the ``builtin::rag`` tool group, over the VectorIO and Inference APIs."""
 
     def __init__(
-        self, vector_io: Any, inference: Any | None = None, allowed_dirs: list[str] | None = None
+        self,
+        vector_io: VectorIOApi,
+        inference: InferenceApi | None = None,
+        allowed_dirs: list[str] | None = None,
     ) -> None:
         self.vector_io = vector_io
         self.inference = inference
