@@ -329,6 +329,7 @@ class JWKSAuthenticator(Authenticator):
         self._keys: dict[str, dict[str, Any]] = {}
         self._fetched_at = float("-inf")
         self._attempted_at = float("-inf")
+        self._parsed: dict[tuple[str, str], Any] = {}
         self._lock = asyncio.Lock()
         self.unknown_key_refetch_s = UNKNOWN_KEY_REFETCH_S
 
@@ -346,6 +347,7 @@ class JWKSAuthenticator(Authenticator):
             except Exception as exc:  # keep the keys we have; try again later
                 logger.warning("reading the JWKS at %s failed: %s", self.jwks.uri, exc)
                 return
+            self._parsed = {}
             self._keys = {
                 k["kid"]: k
                 for k in keys
@@ -387,10 +389,12 @@ class JWKSAuthenticator(Authenticator):
         if key_data.get("alg") not in (None, alg):
             raise _refused(f"key {kid!r} is for {key_data.get('alg')}, the token uses {alg}")
         try:
-            key = jwt.PyJWK(key_data, algorithm=alg)
+            key = self._parsed.get((kid, alg))
+            if key is None:  # parsing a JWK costs as much as verifying: once per key
+                key = self._parsed[(kid, alg)] = jwt.PyJWK(key_data, algorithm=alg).key
             claims = jwt.decode(
                 token,
-                key.key,
+                key,
                 algorithms=[alg],
                 audience=self.config.audience,
                 issuer=self.config.issuer,
