@@ -1,4 +1,4 @@
-"""Grammar-constrained decoding (JSON schema, or an EBNF grammar) with xgrammar.
+"""Grammar-constrained decoding (JSON schema) with xgrammar.
 
 One `GrammarFactory` per engine holds the tokenizer description and a cache of compiled
 grammars (compiling a schema is cheap for small ones but not free, and clients tend to send the
@@ -71,35 +71,9 @@ class GrammarFactory:
                 self._cache.popitem(last=False)
         return compiled
 
-    def compile_grammar(self, ebnf: str) -> Any:
-        """The compiled grammar of an EBNF text (xgrammar's dialect of GBNF, a `root`
-        rule first); `BadRequestError` if it does not parse."""
-        key = "ebnf:" + ebnf
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-                return cached
-        try:
-            compiled = self._compiler.compile_grammar(ebnf)
-        except Exception as exc:
-            raise BadRequestError(
-                f"the grammar cannot be used for constrained decoding: {exc}",
-                field="response_format.bnf",
-            ) from exc
-        with self._lock:
-            self._cache[key] = compiled
-            while len(self._cache) > _MAX_CACHED_GRAMMARS:
-                self._cache.popitem(last=False)
-        return compiled
-
     def new_row(self, schema: dict[str, Any]) -> RowConstraint:
         """A fresh matcher for one request constrained to `schema`."""
         return RowConstraint(self, self.compile_json_schema(schema))
-
-    def new_grammar_row(self, ebnf: str) -> RowConstraint:
-        """A fresh matcher for one request constrained to the grammar `ebnf`."""
-        return RowConstraint(self, self.compile_grammar(ebnf))
 
 
 class RowConstraint:

@@ -50,7 +50,6 @@ class ChatPlan:
     stop: list[str] = field(default_factory=list)
     logprobs_top_k: int = 0
     json_schema: dict[str, Any] | None = None
-    grammar: str | None = None
 
     @property
     def tool_names(self) -> set[str]:
@@ -223,21 +222,12 @@ def response_format_schema(response_format: Any) -> dict[str, Any] | None:
         return None
     if isinstance(response_format, JsonSchemaResponseFormat):
         return response_format.json_schema
-    return None
-
-
-def response_format_grammar(response_format: Any) -> str | None:
-    """The EBNF text of a `grammar` response format: ``{"type": "grammar", "bnf":
-    {"ebnf": "root ::= ..."}}`` (xgrammar's dialect of GBNF)."""
-    if not isinstance(response_format, GrammarResponseFormat):
-        return None
-    ebnf = response_format.bnf.get("ebnf")
-    if not isinstance(ebnf, str) or not ebnf.strip():
+    if isinstance(response_format, GrammarResponseFormat):
         raise BadRequestError(
-            'a grammar response format is {"type": "grammar", "bnf": {"ebnf": "root ::= ..."}}',
-            field="response_format.bnf",
+            "response_format of type 'grammar' is not supported by inline::transformers; use 'json_schema'",
+            field="response_format",
         )
-    return ebnf
+    return None
 
 
 def plan_from_chat_request(request: ChatCompletionRequest) -> ChatPlan:
@@ -257,7 +247,6 @@ def plan_from_chat_request(request: ChatCompletionRequest) -> ChatPlan:
         stop=stop,
         logprobs_top_k=_logprobs_k(request.logprobs),
         json_schema=response_format_schema(request.response_format),
-        grammar=response_format_grammar(request.response_format),
     )
 
 

@@ -77,8 +77,7 @@ class GenerationRequest:
     `max_tokens=None` means `default_max_tokens`, always bounded by the context window.
     `stop` strings end generation and are not part of the output. `logprobs_top_k > 0` asks
     for the top-k log-probabilities of every generated token. `json_schema` constrains the
-    output to JSON valid against it, `grammar` (EBNF text) to its language.
-    `add_special_tokens` applies to text prompts (a rendered
+    output to JSON valid against it. `add_special_tokens` applies to text prompts (a rendered
     chat prompt already has its special tokens).
     """
 
@@ -88,7 +87,6 @@ class GenerationRequest:
     stop: list[str] = field(default_factory=list)
     logprobs_top_k: int = 0
     json_schema: dict | None = None
-    grammar: str | None = None
     add_special_tokens: bool = False
 
 
@@ -419,8 +417,6 @@ class TransformersEngine:
             if not isinstance(req.json_schema, dict):
                 raise BadRequestError("json_schema must be an object", field="json_schema")
             constraint = self._grammar_factory().new_row(req.json_schema)
-        elif req.grammar is not None:
-            constraint = self._grammar_factory().new_grammar_row(req.grammar)
         sampling = req.sampling
         return _Row(
             handle=handle,

@@ -138,9 +138,9 @@ class TransformersInferenceProvider:
         )
 
         assert plan is not None
-        schema, grammar = plan.json_schema, plan.grammar
-        if plan.forces_tool_call and plan.tools:  # the tool call's own schema instead
-            schema, grammar = tool_call_json_schema(plan.tools, plan.tool_choice), None
+        schema = plan.json_schema
+        if plan.forces_tool_call and plan.tools:
+            schema = tool_call_json_schema(plan.tools, plan.tool_choice)
         return GenerationRequest(
             prompt=prompt,
             sampling=SamplingConfig(**plan.sampling),
@@ -148,7 +148,6 @@ class TransformersInferenceProvider:
             stop=plan.stop,
             logprobs_top_k=plan.logprobs_top_k,
             json_schema=schema,
-            grammar=grammar,
             add_special_tokens=raw,
         )
 
@@ -273,7 +272,6 @@ class TransformersInferenceProvider:
             stop=stop,
             logprobs_top_k=convert._logprobs_k(request.logprobs),
             json_schema=convert.response_format_schema(request.response_format),
-            grammar=convert.response_format_grammar(request.response_format),
         )
 
     async def completion(self, request: CompletionRequest) -> CompletionResponse:

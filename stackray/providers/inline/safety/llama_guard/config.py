@@ -38,13 +38,6 @@ class LlamaGuardConfig(BaseModel):
     max_tokens: int = Field(
         default=20, ge=2, description="Tokens the guard model may write for its verdict."
     )
-    constrain_verdict: bool = Field(
-        default=True,
-        description="Decode the guard model's answer under the grammar of a verdict ('safe', or "
-        "'unsafe' and category codes), so any model gives one. Used where the model's provider "
-        "takes a grammar response format (inline::transformers); elsewhere the answer is read "
-        "as it comes.",
-    )
 
     @field_validator("excluded_categories")
     @classmethod

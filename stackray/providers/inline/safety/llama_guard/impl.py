@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from stackray.api.common import (
-    GrammarResponseFormat,
     GreedySamplingStrategy,
     JsonValue,
     Message,
@@ -30,12 +28,9 @@ from stackray.providers.inline.safety.llama_guard.prompt import (
     build_prompt,
     judged_messages,
     parse_verdict,
-    verdict_grammar,
 )
 from stackray.runtime.errors import unwrap
 from stackray.runtime.resolver import ProviderContext
-
-logger = logging.getLogger("stackray.safety.llama_guard")
 
 
 class LlamaGuardSafetyProvider:
@@ -47,8 +42,6 @@ class LlamaGuardSafetyProvider:
         self.config = config
         self.inference: InferenceApi = deps[Api.inference]
         self.context = context
-        # Guard models whose provider refused the verdict grammar: asked without it since.
-        self._unconstrained: set[str] = set()
 
     def _excluded(self, shield: Shield, params: dict[str, JsonValue] | None = None) -> set[str]:
         excluded = set(self.config.excluded_categories)
@@ -101,7 +94,7 @@ class LlamaGuardSafetyProvider:
                 field="messages",
             )
         prompt = build_prompt(judged, excluded)
-        answer = await self._ask(shield.provider_resource_id or shield.identifier, prompt, excluded)
+        answer = await self._ask(shield.provider_resource_id or shield.identifier, prompt)
         try:
             verdict = parse_verdict(answer, excluded)
         except VerdictError as e:
@@ -126,26 +119,7 @@ class LlamaGuardSafetyProvider:
             )
         )
 
-    async def _ask(self, model_id: str, prompt: str, excluded: set[str]) -> str:
-        if self.config.constrain_verdict and model_id not in self._unconstrained:
-            grammar = GrammarResponseFormat(bnf={"ebnf": verdict_grammar(excluded)})
-            try:
-                return await self._generate(model_id, prompt, grammar)
-            except Exception as exc:
-                if not isinstance(unwrap(exc), BadRequestError):
-                    raise
-                # The model's provider takes no grammar: read its answer as it comes.
-                logger.info(
-                    "guard model %r: no constrained verdict (%s); asking without the grammar",
-                    model_id,
-                    unwrap(exc),
-                )
-                self._unconstrained.add(model_id)
-        return await self._generate(model_id, prompt, None)
-
-    async def _generate(
-        self, model_id: str, prompt: str, grammar: GrammarResponseFormat | None
-    ) -> str:
+    async def _ask(self, model_id: str, prompt: str) -> str:
         sampling = SamplingParams(
             strategy=GreedySamplingStrategy(), max_tokens=self.config.max_tokens
         )
@@ -155,16 +129,12 @@ class LlamaGuardSafetyProvider:
                     model_id=model_id,
                     content=RAW_TEMPLATE.format(prompt=prompt),
                     sampling_params=sampling,
-                    response_format=grammar,
                 )
             )
             return str(completion.content)
         chat = await self.inference.chat_completion(
             ChatCompletionRequest(
-                model_id=model_id,
-                messages=[UserMessage(content=prompt)],
-                sampling_params=sampling,
-                response_format=grammar,
+                model_id=model_id, messages=[UserMessage(content=prompt)], sampling_params=sampling
             )
         )
         return interleaved_content_as_str(chat.completion_message.content)

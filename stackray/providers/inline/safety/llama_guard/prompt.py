@@ -86,19 +86,3 @@ def parse_verdict(answer: str, excluded: set[str]) -> Verdict:
             return Verdict(True, [])
         return Verdict(False, kept)
     raise VerdictError("the first line is neither 'safe' nor 'unsafe'")
-
-
-MAX_CODES = 4
-
-
-def verdict_grammar(excluded: set[str]) -> str:
-    """The language of a verdict, as an EBNF grammar (xgrammar's dialect of GBNF): ``safe``,
-    or ``unsafe`` and a line of the codes of the categories judged (at most `MAX_CODES`,
-    so a verdict fits in the guard's few tokens). A guard model decoded under it always
-    gives a verdict `parse_verdict` reads, whatever the model."""
-    codes = [c for c in CATEGORIES if c not in excluded]
-    if not codes:
-        return 'root ::= "safe"'
-    alternatives = " | ".join(f'"{c}"' for c in codes)
-    more = MAX_CODES - 1
-    return f'root ::= "safe" | "unsafe\\n" code ("," code){{0,{more}}}\ncode ::= {alternatives}'
