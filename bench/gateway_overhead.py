@@ -14,6 +14,11 @@ cell by cell and round by round, so that the machine's drifting load hits both a
 figures are medians over the rounds.
 
     python bench/gateway_overhead.py [--quick] [--json PATH] [--duration S] [--rounds N]
+        [--settings both|default|throughput-optimized] [--before CHECKOUT]
+
+`--before CHECKOUT` also runs each setting's stack from another checkout of the project
+(say a worktree of an earlier commit), measured in the same rounds, cell by cell with
+this checkout's: a before/after of a change in one run.
 """
 
 from __future__ import annotations
@@ -61,17 +66,32 @@ def child() -> int:
     return 0
 
 
-class Stack:
-    """A child process serving one setting's stack."""
+BEFORE = " @before"
 
-    def __init__(self, setting: str) -> None:
+
+def setting_of(label: str) -> str:
+    return label.removesuffix(BEFORE)
+
+
+class Stack:
+    """A child process serving one setting's stack (of another checkout: `tree`)."""
+
+    def __init__(self, setting: str, tree: Path | None = None) -> None:
         env = {**os.environ, "RAY_SERVE_THROUGHPUT_OPTIMIZED": SETTINGS[setting]}
         if SETTINGS[setting] == "1":
             # Direct ingress otherwise drains the ingress replica for 30 s on shutdown.
             env.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", DRAINING_S)
+        script = __file__
+        if tree is not None:
+            script = str(tree / "bench" / "gateway_overhead.py")
+            # That checkout's code, and its own echo provider.
+            echo = tree / "tests" / "external" / "stackray-echo-provider"
+            env["PYTHONPATH"] = os.pathsep.join([str(tree), str(echo), env.get("PYTHONPATH", "")])
         self.setting = setting
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--child"],
+            [sys.executable, script, "--child"],
+            # Ray puts the driver's working directory first on its workers' path.
+            cwd=str(tree) if tree is not None else None,
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -226,7 +246,8 @@ def num(row: dict[str, Any], key: str) -> float:
     return float("nan") if value is None else float(value)
 
 
-def overhead_table(setting: str, rows: list[dict[str, Any]]) -> str:
+def overhead_table(label: str, rows: list[dict[str, Any]]) -> str:
+    setting = setting_of(label)
     table = []
     for conc in CONCURRENCY:
         for endpoint in ENDPOINTS:
@@ -285,7 +306,7 @@ def overhead_table(setting: str, rows: list[dict[str, Any]]) -> str:
             "errors",
         ],
         table,
-        title=f"RAY_SERVE_THROUGHPUT_OPTIMIZED={SETTINGS[setting]} ({setting})",
+        title=f"RAY_SERVE_THROUGHPUT_OPTIMIZED={SETTINGS[setting]} ({label})",
     )
 
 
@@ -370,6 +391,46 @@ def settings_table(results: dict[str, list[dict[str, Any]]]) -> str:
     )
 
 
+def before_after_table(
+    label: str, after: list[dict[str, Any]], before: list[dict[str, Any]]
+) -> str:
+    table = []
+    for conc in CONCURRENCY:
+        for endpoint in ENDPOINTS:
+            b, a = find(before, "stack", endpoint, conc), find(after, "stack", endpoint, conc)
+            cpu_b, cpu_a = cpu_groups(b)[-1], cpu_groups(a)[-1]
+            table.append(
+                [
+                    f"{endpoint} c={conc}",
+                    num(b, "throughput_rps"),
+                    num(a, "throughput_rps"),
+                    c.fmt_ratio(c.ratio(num(a, "throughput_rps"), num(b, "throughput_rps"))),
+                    c.fmt(num(b, "p50_ms"), 2),
+                    c.fmt(num(a, "p50_ms"), 2),
+                    c.fmt(num(b, "p99_ms"), 2),
+                    c.fmt(num(a, "p99_ms"), 2),
+                    c.fmt(cpu_b, 2),
+                    c.fmt(cpu_a, 2),
+                ]
+            )
+    return c.format_table(
+        [
+            "path",
+            "before req/s",
+            "after req/s",
+            "after/before",
+            "before p50",
+            "after p50",
+            "before p99",
+            "after p99",
+            "before CPU ms/req",
+            "after CPU ms/req",
+        ],
+        table,
+        title=f"before (--before checkout) and after (this checkout), {label}, same rounds",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = c.base_parser(__doc__.splitlines()[0])
     parser.add_argument(
@@ -387,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=None, help="rounds over every cell (default 2, quick 1)"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="another checkout whose stack is measured in the same rounds (before/after)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse_suppress())
     args = parser.parse_args(argv)
     duration = args.duration or (1.0 if args.quick else 3.0)
@@ -403,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         for setting in settings:
             print(f"starting the {setting} stack ...", flush=True)
             stacks[setting] = Stack(setting)
+            if args.before is not None:
+                print(f"starting the {setting} stack of {args.before} ...", flush=True)
+                stacks[setting + BEFORE] = Stack(setting, args.before.resolve())
         results = run_rounds(stacks, rounds, duration)
     finally:
         for setting, stack in stacks.items():
@@ -414,16 +484,20 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(cpu_table(setting, rows))
         print()
-    if len(results) == 2:
+    if "default" in results and "throughput-optimized" in results:
         print(settings_table(results))
         print()
+    for label in list(results):
+        if label + BEFORE in results:
+            print(before_after_table(label, results[label], results[label + BEFORE]))
+            print()
     for setting in results:
         t = timings.get(setting, {})
         print(
             f"{setting}: stack started in {t.get('start_s', '-')} s, "
             f"serve.shutdown() took {t.get('shutdown_s', '-')} s"
         )
-    if "throughput-optimized" in results:
+    if any(setting_of(label) == "throughput-optimized" for label in results):
         print(
             "throughput-optimized ran with RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S="
             f"{os.environ.get('RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S', DRAINING_S)}; "
