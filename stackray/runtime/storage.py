@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, field_validator
 
 from stackray.api.errors import BadRequestError, ServiceUnavailableError
 
@@ -154,7 +154,30 @@ class PostgresStoreConfig(_StoreConfigBase):
         return f"{self.host}:{self.port}/{self.db}"
 
 
-StoreConfig = Annotated[SqliteStoreConfig | PostgresStoreConfig, Field(discriminator="type")]
+_UNSUPPORTED_STORES = {
+    "redis": "Redis",
+    "mongodb": "MongoDB",
+}
+
+
+def _refuse_unsupported_store(value: Any) -> Any:
+    """Llama Stack 0.2.12 also names Redis and MongoDB key-value stores; every store here
+    (the registry, stored completions, agents, vector store tables) is a set of SQL tables,
+    so those are refused at start, naming the type, rather than parsed and ignored."""
+    if isinstance(value, Mapping) and value.get("type") in _UNSUPPORTED_STORES:
+        name = _UNSUPPORTED_STORES[value["type"]]
+        raise ValueError(
+            f"type {value['type']!r}: {name} stores are not supported here (the stores are SQL "
+            "tables); use type 'sqlite' (db_path) or 'postgres' (host, port, db, user, "
+            "password, table_name)"
+        )
+    return value
+
+
+StoreConfig = Annotated[
+    Annotated[SqliteStoreConfig | PostgresStoreConfig, Field(discriminator="type")],
+    BeforeValidator(_refuse_unsupported_store),
+]
 
 _STORE_CONFIG = TypeAdapter(StoreConfig)
 
