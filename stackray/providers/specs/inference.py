@@ -74,6 +74,37 @@ SPECS: tuple[ProviderSpec, ...] = (
                 "OllamaImplConfig",
                 "An Ollama server, through its own API.",
             ),
+            (
+                "nvidia",
+                "NVIDIAInferenceAdapter",
+                "NVIDIAConfig",
+                "NVIDIA NIM, hosted or self-hosted.",
+            ),
+            (
+                "passthrough",
+                "PassthroughInferenceAdapter",
+                "PassthroughImplConfig",
+                "Another Llama Stack server's inference (its OpenAI-compatible routes).",
+            ),
+        )
+    ),
+    # Llama Stack 0.2.12's `-openai-compat` providers: a service's OpenAI-compatible API at
+    # `openai_compat_api_base`.
+    *(
+        ProviderSpec(
+            api=Api.inference,
+            provider_type=f"remote::{name}-openai-compat",
+            impl=f"{_REMOTE}.inference.compat.adapter:{prefix}CompatInferenceAdapter",
+            config_class=f"{_REMOTE}.inference.compat.config:{prefix}CompatConfig",
+            description=f"The OpenAI-compatible API of {title}.",
+        )
+        for name, prefix, title in (
+            ("llama", "Llama", "Meta's Llama API"),
+            ("cerebras", "Cerebras", "Cerebras"),
+            ("fireworks", "Fireworks", "Fireworks AI"),
+            ("groq", "Groq", "GroqCloud"),
+            ("together", "Together", "Together AI"),
+            ("sambanova", "SambaNova", "SambaNova Cloud"),
         )
     ),
 )
