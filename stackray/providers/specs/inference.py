@@ -81,6 +81,12 @@ SPECS: tuple[ProviderSpec, ...] = (
                 "NVIDIA NIM, hosted or self-hosted.",
             ),
             (
+                "tgi",
+                "TGIInferenceAdapter",
+                "TGIImplConfig",
+                "A Hugging Face Text Generation Inference server (Messages API and /generate).",
+            ),
+            (
                 "passthrough",
                 "PassthroughInferenceAdapter",
                 "PassthroughImplConfig",

@@ -68,6 +68,8 @@ class FakeService:
         self.models = list(MODELS)
         self.lists_models = True
         self.required_key: str | None = None
+        self.any_model = False
+        """Answer whatever model a request names (TGI's Messages API serves its one model)."""
         self.app = build(self)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -243,7 +245,7 @@ def openai_router(svc: FakeService) -> APIRouter:
     router = APIRouter()
 
     def unknown_model(body: dict[str, Any]) -> Response | None:
-        if body.get("model") in svc.models:
+        if svc.any_model or body.get("model") in svc.models:
             return None
         message = f"The model `{body.get('model')}` does not exist."
         return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, 404)

@@ -102,7 +102,7 @@ OPENAI_COMPATIBLE += [
     ),
 ]
 IDS = [row[0] for row in OPENAI_COMPATIBLE]
-REMOTE_TYPES = {*IDS, "remote::ollama", "remote::nvidia"}
+REMOTE_TYPES = {*IDS, "remote::ollama", "remote::nvidia", "remote::tgi"}
 KEYLESS = {"remote::vllm", "remote::passthrough"}
 """Services usually reached without a key: a request without one is sent."""
 
@@ -160,7 +160,7 @@ def test_configs_forbid_unknown_fields_and_hide_secrets(provider_type):
     with pytest.raises(ValueError, match="prot"):
         config_cls.model_validate({"url": "http://x", "prot": 1})
     secrets = [n for n, f in config_cls.model_fields.items() if "SecretStr" in str(f.annotation)]
-    if provider_type == "remote::ollama":
+    if provider_type in ("remote::ollama", "remote::tgi"):
         assert secrets == []
         return
     assert len(secrets) == 1
