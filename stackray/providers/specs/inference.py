@@ -94,6 +94,20 @@ SPECS: tuple[ProviderSpec, ...] = (
             ),
         )
     ),
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="remote::hf::serverless",
+        impl=f"{_REMOTE}.inference.huggingface.adapter:InferenceAPIAdapter",
+        config_class=f"{_REMOTE}.inference.huggingface.config:InferenceAPIImplConfig",
+        description="A model on Hugging Face's serverless Inference API (TGI's protocol).",
+    ),
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="remote::hf::endpoint",
+        impl=f"{_REMOTE}.inference.huggingface.adapter:InferenceEndpointAdapter",
+        config_class=f"{_REMOTE}.inference.huggingface.config:InferenceEndpointImplConfig",
+        description="A Hugging Face Inference Endpoint (TGI's protocol), found by name at start.",
+    ),
     # Llama Stack 0.2.12's `-openai-compat` providers: a service's OpenAI-compatible API at
     # `openai_compat_api_base`.
     *(

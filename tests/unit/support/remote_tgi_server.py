@@ -105,6 +105,19 @@ def tgi_app(svc: FakeService) -> FastAPI:
             }
         return JSONResponse(out)
 
+    @app.post("/")
+    async def root(request: Request) -> Response:
+        # What Hugging Face's Inference API and endpoints take: `stream` in the body; a
+        # whole answer is a list of one generation.
+        raw = await request.body()
+        body = json.loads(raw) if raw else {}
+        if isinstance(body, dict) and body.get("stream"):
+            return await generate_stream(request)
+        answer_ = await generate(request)
+        if answer_.status_code != 200:
+            return answer_
+        return JSONResponse([json.loads(bytes(answer_.body))])
+
     @app.post("/generate_stream")
     async def generate_stream(request: Request) -> Response:
         body, mid_stream, early = await svc.intake(request)
@@ -142,5 +155,30 @@ def tgi_app(svc: FakeService) -> FastAPI:
                 await asyncio.sleep(0)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
+
+    return app
+
+
+def hf_endpoints_app(svc: FakeService, endpoints: dict[str, dict[str, Any]]) -> FastAPI:
+    """Hugging Face's Inference Endpoints API (`GET /v2/endpoint/{namespace}/{name}`) and
+    the Hub's `GET /api/whoami-v2`, for the token `svc.required_key`."""
+    app = FastAPI()
+
+    @app.get("/v2/endpoint/{namespace}/{name}")
+    async def endpoint(namespace: str, name: str, request: Request) -> Response:
+        _, _, early = await svc.intake(request)
+        if early is not None:
+            return early
+        found = endpoints.get(f"{namespace}/{name}")
+        if found is None:
+            return JSONResponse({"error": "Endpoint not found"}, 404)
+        return JSONResponse({"name": name, "model": {"repository": "m"}, "status": found})
+
+    @app.get("/api/whoami-v2")
+    async def whoami(request: Request) -> Response:
+        _, _, early = await svc.intake(request)
+        if early is not None:
+            return early
+        return JSONResponse({"type": "user", "name": "alice"})
 
     return app

@@ -102,7 +102,14 @@ OPENAI_COMPATIBLE += [
     ),
 ]
 IDS = [row[0] for row in OPENAI_COMPATIBLE]
-REMOTE_TYPES = {*IDS, "remote::ollama", "remote::nvidia", "remote::tgi"}
+REMOTE_TYPES = {
+    *IDS,
+    "remote::ollama",
+    "remote::nvidia",
+    "remote::tgi",
+    "remote::hf::serverless",
+    "remote::hf::endpoint",
+}
 KEYLESS = {"remote::vllm", "remote::passthrough"}
 """Services usually reached without a key: a request without one is sent."""
 
@@ -164,7 +171,11 @@ def test_configs_forbid_unknown_fields_and_hide_secrets(provider_type):
         assert secrets == []
         return
     assert len(secrets) == 1
-    required = {"url": "http://x"} if provider_type in KEYLESS else {}
+    required: dict[str, str] = {"url": "http://x"} if provider_type in KEYLESS else {}
+    required |= {
+        "remote::hf::serverless": {"huggingface_repo": "org/m"},
+        "remote::hf::endpoint": {"endpoint_name": "org/e"},
+    }.get(provider_type, {})
     config = config_cls.model_validate({**required, secrets[0]: "sk-very-secret"})
     assert "sk-very-secret" not in repr(config)
     assert getattr(config, secrets[0]) == SecretStr("sk-very-secret")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, ClassVar
 
 from stackray.api.errors import BadRequestError
 from stackray.api.inference import (
@@ -30,22 +30,28 @@ from stackray.api.models import Model, ModelType
 from stackray.providers.remote.inference import translate
 from stackray.providers.remote.inference.client import RemoteClient
 from stackray.providers.remote.inference.openai_compat import OpenAICompatibleInferenceAdapter
-from stackray.providers.remote.inference.tgi.config import TGIImplConfig
 
 _FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
 
 
-class TGIInferenceAdapter(OpenAICompatibleInferenceAdapter[TGIImplConfig]):
+class TGIInferenceAdapter(OpenAICompatibleInferenceAdapter[Any]):
     """`remote::tgi`; see the module docstring."""
 
     provider_type = "remote::tgi"
     requires_api_key = False
     supports_top_k = True
     supports_repetition_penalty = True
+    generate_path: ClassVar[str] = "generate"
+    """Where completions go, relative to the server's root (`stream_path` when streamed)."""
+    stream_path: ClassVar[str] = "generate_stream"
 
-    def __init__(self, config: TGIImplConfig, deps: dict[Any, Any], context: Any) -> None:
+    def __init__(self, config: Any, deps: dict[Any, Any], context: Any) -> None:
         super().__init__(config, deps, context)
-        self.native = self.native_client(config.url)
+        self.native = self.native_client(self.root_url())
+
+    def root_url(self) -> str:
+        """The TGI server's root: its own routes are under it, the Messages API under /v1."""
+        return str(self.config.url)
 
     def native_client(self, url: str) -> RemoteClient:
         """The client of TGI's own routes (`/info`, `/generate`, `/generate_stream`)."""
@@ -64,7 +70,7 @@ class TGIInferenceAdapter(OpenAICompatibleInferenceAdapter[TGIImplConfig]):
         )
 
     def base_url(self) -> str:
-        return f"{self.config.url.rstrip('/')}/v1"
+        return f"{self.root_url().rstrip('/')}/v1"
 
     async def close(self) -> None:
         await super().close()
@@ -133,7 +139,7 @@ class TGIInferenceAdapter(OpenAICompatibleInferenceAdapter[TGIImplConfig]):
 
     async def completion(self, request: CompletionRequest) -> CompletionResponse:
         data = await self.native.request_json(
-            "POST", "generate", self.generate_body(request, stream=False)
+            "POST", self.generate_path, self.generate_body(request, stream=False)
         )
         return self._translate(_completion_from_generate, data)
 
@@ -141,7 +147,7 @@ class TGIInferenceAdapter(OpenAICompatibleInferenceAdapter[TGIImplConfig]):
         self, request: CompletionRequest
     ) -> AsyncIterator[CompletionResponseStreamChunk]:
         events = await self.native.stream_sse(
-            "generate_stream", self.generate_body(request, stream=True)
+            self.stream_path, self.generate_body(request, stream=True)
         )
         translator = translate.CompletionStreamTranslator()
         async with aclosing(events):
