@@ -20,6 +20,15 @@ SPECS: tuple[ProviderSpec, ...] = (
     ),
     ProviderSpec(
         api=Api.inference,
+        provider_type="inline::meta-reference",
+        impl=f"{_INLINE}.inference.meta_reference.impl:MetaReferenceInferenceProvider",
+        config_class=f"{_INLINE}.inference.meta_reference.config:MetaReferenceInferenceConfig",
+        pip_packages=("torch", "transformers", "gguf", "xgrammar"),
+        deployment=MODEL,
+        description="Llama Stack 0.2.12's inline::meta-reference config on the transformers engine (model from checkpoint_dir).",
+    ),
+    ProviderSpec(
+        api=Api.inference,
         provider_type="inline::sentence-transformers",
         impl=f"{_INLINE}.inference.sentence_transformers.impl:SentenceTransformersInferenceProvider",
         config_class=f"{_INLINE}.inference.sentence_transformers.config:SentenceTransformersInferenceConfig",
