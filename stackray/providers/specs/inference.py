@@ -95,6 +95,7 @@ SPECS: tuple[ProviderSpec, ...] = (
                 "TGIImplConfig",
                 "A Hugging Face Text Generation Inference server (Messages API and /generate).",
             ),
+            ("watsonx", "WatsonXInferenceAdapter", "WatsonXConfig", "IBM watsonx.ai."),
             (
                 "passthrough",
                 "PassthroughInferenceAdapter",

@@ -109,6 +109,7 @@ REMOTE_TYPES = {
     "remote::tgi",
     "remote::hf::serverless",
     "remote::hf::endpoint",
+    "remote::watsonx",
 }
 KEYLESS = {"remote::vllm", "remote::passthrough"}
 """Services usually reached without a key: a request without one is sent."""
