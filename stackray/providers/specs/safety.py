@@ -44,4 +44,11 @@ SPECS: tuple[ProviderSpec, ...] = (
         pip_packages=("boto3",),
         description="AWS Bedrock Guardrails (ApplyGuardrail).",
     ),
+    ProviderSpec(
+        api=Api.safety,
+        provider_type="remote::sambanova",
+        impl=f"{_REMOTE}.sambanova.adapter:SambaNovaSafetyAdapter",
+        config_class=f"{_REMOTE}.sambanova.config:SambaNovaSafetyConfig",
+        description="Llama Guard models hosted by SambaNova Cloud.",
+    ),
 )
