@@ -51,4 +51,11 @@ SPECS: tuple[ProviderSpec, ...] = (
         config_class=f"{_REMOTE}.sambanova.config:SambaNovaSafetyConfig",
         description="Llama Guard models hosted by SambaNova Cloud.",
     ),
+    ProviderSpec(
+        api=Api.safety,
+        provider_type="remote::nvidia",
+        impl=f"{_REMOTE}.nvidia.adapter:NVIDIASafetyAdapter",
+        config_class=f"{_REMOTE}.nvidia.config:NVIDIASafetyConfig",
+        description="NVIDIA NeMo Guardrails checks.",
+    ),
 )
