@@ -96,7 +96,9 @@ class _StoreConfigBase(BaseModel):
     namespace: str | None = Field(
         default=None,
         description="If set, every key of a key-value store opened on this config is "
-        "prefixed with '<namespace>:'. Document stores ignore it.",
+        "prefixed with '<namespace>:', and every document table's name with '<namespace>_' "
+        "(other characters than letters, digits and underscores become underscores), so "
+        "stacks sharing one database keep apart.",
     )
 
 
@@ -774,6 +776,13 @@ def _check_value(column: str, kind: type, value: Any) -> Any:
     return float(value) if kind is float else value
 
 
+def namespaced_table(namespace: str | None, table: str) -> str:
+    """The name of document table `table` in a store with `namespace`."""
+    if not namespace:
+        return table
+    return f"{re.sub(r'[^A-Za-z0-9_]', '_', namespace)}_{table}"
+
+
 class DocumentStore:
     """A table of JSON documents keyed by id, with a few top-level fields copied into
     indexed columns for filtering and ordering.
@@ -795,7 +804,8 @@ class DocumentStore:
         indexed: Mapping[str, type] | None = None,
     ) -> None:
         config = parse_store_config(backend)
-        self.table = validate_identifier(table)
+        validate_identifier(table)
+        self.table = validate_identifier(namespaced_table(config.namespace, table))
         self.indexed: dict[str, type] = {}
         for column, kind in (indexed or {}).items():
             validate_identifier(column, "column name")
