@@ -221,6 +221,12 @@ class ServerConfig(_Strict):
         default=None, description="Per-client request quotas (Llama Stack 0.2.12); refused here."
     )
 
+    @field_validator("host", mode="before")
+    @classmethod
+    def _default_host(cls, value: object) -> object:
+        # Llama Stack 0.2.12's `host: null` means its default: every interface.
+        return "0.0.0.0" if value is None else value
+
 
 class AutoscalingConfig(_Strict):
     """Ray Serve autoscaling for one deployment."""

@@ -232,3 +232,8 @@ def test_key_value_stores_without_sql_are_refused_naming_the_field(tmp_path, kin
             stack(tmp_path, metadata_store={"type": kind, "host": "localhost", "port": 6379}),
             env={},
         )
+
+
+def test_server_host_null_is_every_interface(tmp_path):
+    config = parse_config(stack(tmp_path, server={"port": 8321, "host": None}), env={})
+    assert (config.server.host, config.server.port) == ("0.0.0.0", 8321)
