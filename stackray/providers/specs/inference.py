@@ -97,6 +97,12 @@ SPECS: tuple[ProviderSpec, ...] = (
             ),
             ("watsonx", "WatsonXInferenceAdapter", "WatsonXConfig", "IBM watsonx.ai."),
             (
+                "anthropic",
+                "AnthropicInferenceAdapter",
+                "AnthropicConfig",
+                "Anthropic's Messages API (chat with tool use and streaming).",
+            ),
+            (
                 "passthrough",
                 "PassthroughInferenceAdapter",
                 "PassthroughImplConfig",

@@ -110,6 +110,7 @@ REMOTE_TYPES = {
     "remote::hf::serverless",
     "remote::hf::endpoint",
     "remote::watsonx",
+    "remote::anthropic",
 }
 KEYLESS = {"remote::vllm", "remote::passthrough"}
 """Services usually reached without a key: a request without one is sent."""
