@@ -29,6 +29,7 @@ class ApiDeployment(Dispatcher):
     ) -> None:
         quiet_client_errors()
         stack = parse_config(config, "<deployed config>")
+        stack.apply_log_levels()
         node = next(n for n in stack_graph(stack).apis if n.api == Api(api))
         telemetry.configure(stack, node.name)
         self._router = await build_api(

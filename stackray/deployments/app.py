@@ -9,6 +9,7 @@ Usable three ways with the same result:
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -18,6 +19,8 @@ from stackray.providers.registry import spec_for
 from stackray.runtime.config import DeploymentOptions, StackConfig, parse_config
 from stackray.runtime.graph import GATEWAY, deployment_name, stack_graph
 from stackray.runtime.provider_config import check_hosts, serve_options
+
+logger = logging.getLogger(__name__)
 
 
 class Gateway(Dispatcher):
@@ -39,6 +42,7 @@ class Gateway(Dispatcher):
         from stackray.runtime.graph import build_gateway_clients, stack_graph
 
         self._stack = parse_config(config, "<deployed config>")
+        self._stack.apply_log_levels()
         telemetry.configure(self._stack, GATEWAY)
         self._clients = await build_gateway_clients(
             self._stack,
@@ -197,6 +201,9 @@ def resolved_config(args: dict[str, Any]) -> tuple[StackConfig, dict[str, Any]]:
     if args.get("data_dir"):
         raw.setdefault("storage", {})["data_dir"] = str(args["data_dir"])
     stack = parse_config(raw, source)
+    stack.apply_log_levels()
+    for notice in stack.no_effect_notices():
+        logger.warning("%s: %s", source, notice)
     return stack, raw
 
 

@@ -30,6 +30,7 @@ class ProviderDeployment(Dispatcher):
         # Read when torch loads, which happens below, in the provider.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         stack = parse_config(config, "<deployed config>")
+        stack.apply_log_levels()
         telemetry.configure(stack, name)
         self._provider = await start_provider_server(stack, Api(api), provider_id)
 

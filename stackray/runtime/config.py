@@ -7,6 +7,7 @@ One loader (`load_config`) reads YAML, interpolates ``${env...}``, validates eve
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -137,6 +138,73 @@ class AuthConfig(_Strict):
     config: dict[str, Any] = Field(default_factory=dict, description="Its settings.")
 
 
+class QuotaConfig(_Strict):
+    """Llama Stack 0.2.12's per-client request quotas (`server.quota`)."""
+
+    kvstore: dict[str, Any] = Field(description="Store of the request counts.")
+    anonymous_max_requests: int = Field(
+        default=100, description="Requests an unauthenticated client may make per period."
+    )
+    authenticated_max_requests: int = Field(
+        default=1000, description="Requests an authenticated client may make per period."
+    )
+    period: Literal["day"] = Field(default="day", description="The quota period.")
+
+
+LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET")
+
+LOG_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "all": ("stackray",),
+    "core": ("stackray.runtime", "stackray.providers"),
+    "server": ("stackray.deployments", "stackray.cli"),
+    "router": ("stackray.runtime.routers",),
+    "inference": ("stackray.providers.inline.inference", "stackray.providers.remote.inference"),
+    "agents": ("stackray.providers.inline.agents",),
+    "safety": ("stackray.providers.inline.safety", "stackray.providers.remote.safety"),
+    "tools": (
+        "stackray.providers.inline.tool_runtime",
+        "stackray.providers.remote.tool_runtime",
+    ),
+    "eval": ("stackray.jobs",),
+    "client": ("llama_stack_client",),
+}
+"""Llama Stack 0.2.12's log categories and the loggers each sets here."""
+
+
+class LoggingConfig(_Strict):
+    """Log levels per category, as in Llama Stack 0.2.12 (`logging.category_levels`)."""
+
+    category_levels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Level (debug, info, warning, error, critical) per category: all, "
+        + ", ".join(c for c in LOG_CATEGORIES if c != "all")
+        + ".",
+    )
+
+    @field_validator("category_levels")
+    @classmethod
+    def _known(cls, levels: dict[str, str]) -> dict[str, str]:
+        for category, level in levels.items():
+            if category not in LOG_CATEGORIES:
+                raise ValueError(
+                    f"{category}: unknown log category (categories: {', '.join(LOG_CATEGORIES)})"
+                )
+            if str(level).upper() not in LOG_LEVELS:
+                raise ValueError(
+                    f"{category}: unknown log level {level!r} (levels: debug, info, warning, "
+                    "error, critical)"
+                )
+        return levels
+
+    def apply(self) -> None:
+        """Set the levels of the loggers of each category (`all` first, so a category's
+        own level wins)."""
+        ordered = sorted(self.category_levels.items(), key=lambda item: item[0] != "all")
+        for category, level in ordered:
+            for name in LOG_CATEGORIES[category]:
+                logging.getLogger(name).setLevel(str(level).upper())
+
+
 class ServerConfig(_Strict):
     """HTTP server settings."""
 
@@ -149,6 +217,15 @@ class ServerConfig(_Strict):
     tls_cafile: str | None = Field(default=None, description="TLS CA file.")
     auth: AuthConfig | None = Field(default=None, description="Authentication of requests.")
     disable_ipv6: bool = Field(default=False, description="Bind IPv4 only.")
+    quota: QuotaConfig | None = Field(
+        default=None, description="Per-client request quotas (Llama Stack 0.2.12); refused here."
+    )
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _default_host(cls, value: object) -> object:
+        # Llama Stack 0.2.12's `host: null` means its default: every interface.
+        return "0.0.0.0" if value is None else value
 
 
 class AutoscalingConfig(_Strict):
@@ -243,7 +320,14 @@ class StackConfig(_Strict):
         description="Name of this stack (the distribution); names its data directory."
     )
     container_image: str | None = Field(
-        default=None, description="Unused; accepted for Llama Stack compatibility."
+        default=None,
+        description="The container image of a Llama Stack distribution; has no effect here "
+        "(noted at start): replicas run in the Ray cluster's own environment.",
+    )
+    conda_env: str | None = Field(
+        default=None,
+        description="The conda environment of a Llama Stack distribution; has no effect "
+        "here (noted at start): replicas run in the Ray cluster's own environment.",
     )
     apis: list[Api] = Field(description="The APIs to serve.")
     providers: dict[Api, list[Provider]] = Field(
@@ -278,9 +362,13 @@ class StackConfig(_Strict):
         default_factory=list, description="Tool groups registered at start."
     )
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server settings.")
-    logging: dict[str, Any] | None = Field(default=None, description="Log levels per category.")
+    logging: LoggingConfig | None = Field(
+        default=None, description="Log levels per category, applied in every process."
+    )
     external_providers_dir: str | None = Field(
-        default=None, description="Unused; name external providers by `module`."
+        default=None,
+        description="Llama Stack 0.2.12's directory of external provider specs; has no "
+        "effect here (noted at start): name an external provider's module with `module:`.",
     )
     deployments: dict[str, DeploymentOptions] = Field(
         default_factory=dict,
@@ -324,6 +412,12 @@ class StackConfig(_Strict):
                     f"server.{name}: TLS is not terminated by this version; remove the field "
                     "and terminate TLS in front of the stack (load balancer, ingress)"
                 )
+        if server.quota is not None:
+            raise ValueError(
+                "server.quota: request quotas are not implemented in this version; remove "
+                "the field (requests would not be limited) and limit requests in front of "
+                "the stack"
+            )
         if server.disable_ipv6 and ":" in server.host:
             raise ValueError(
                 f"server.disable_ipv6: the server binds {server.host!r}, an IPv6 address; "
@@ -342,6 +436,28 @@ class StackConfig(_Strict):
         return self
 
     # ---- derived settings -------------------------------------------------------------
+
+    def apply_log_levels(self) -> None:
+        """Set this process's log levels from `logging.category_levels` (every replica
+        calls it at start, so the levels hold in every process)."""
+        if self.logging is not None:
+            self.logging.apply()
+
+    def no_effect_notices(self) -> list[str]:
+        """One line per field that is accepted (Llama Stack run configs carry it) but has
+        no effect here, naming the field; printed once when the stack starts or is checked."""
+        notices = []
+        for name, why in (
+            ("container_image", "replicas run in the Ray cluster's own environment"),
+            ("conda_env", "replicas run in the Ray cluster's own environment"),
+            (
+                "external_providers_dir",
+                "external providers are named by `module:` on the provider entry",
+            ),
+        ):
+            if getattr(self, name) is not None:
+                notices.append(f"{name}: has no effect here ({why})")
+        return notices
 
     @property
     def data_dir(self) -> Path:
@@ -375,12 +491,39 @@ def parse_config(
         data = interpolate(data, env)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
+    data = drop_disabled_providers(data)
     try:
         config = StackConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None
     validate_providers(config, source)
     return config
+
+
+DISABLED_PROVIDER_ID = "__disabled__"
+
+
+def drop_disabled_providers(data: dict[str, Any]) -> dict[str, Any]:
+    """The config without its disabled providers: as in Llama Stack 0.2.12, a provider
+    whose `provider_id` is empty (``provider_id: ${env.ENABLE_CHROMADB+chromadb}`` with the
+    variable unset) or ``__disabled__`` is not started, and its config is not validated."""
+    providers = data.get("providers")
+    if not isinstance(providers, dict):
+        return data
+    kept: dict[str, Any] = {}
+    for api, entries in providers.items():
+        if isinstance(entries, list):
+            entries = [
+                e
+                for e in entries
+                if not (
+                    isinstance(e, dict)
+                    and "provider_id" in e
+                    and e["provider_id"] in (None, "", DISABLED_PROVIDER_ID)
+                )
+            ]
+        kept[api] = entries
+    return {**data, "providers": kept}
 
 
 def resolve_config_path(name_or_path: str) -> Path:

@@ -195,11 +195,14 @@ class VectorStoresMixin:
         }
         self._vs_stores.put(vector_store_id, doc)
         for file_id in request.file_ids or []:
-            await self.openai_attach_file_to_vector_store(
+            # As in Llama Stack, a file that cannot be found does not stop the store from
+            # being created: it is recorded as failed, with the reason.
+            await self._attach_file(
                 vector_store_id,
                 OpenaiAttachFileToVectorStoreRequest(
                     file_id=file_id, chunking_strategy=request.chunking_strategy
                 ),
+                missing_fails=True,
             )
         return self._store_object(self._store_doc(vector_store_id))
 
@@ -274,8 +277,14 @@ class VectorStoresMixin:
             file_id = str(chunk.metadata.get("file_id") or chunk.metadata.get("document_id") or "")
             if file_id not in records:
                 records[file_id] = self._vs_files.get(_file_key(vector_store_id, file_id))
-            record = records[file_id] or {}
-            attrs = dict(record.get("attributes") or {})
+            record = records[file_id]
+            if record is not None:
+                attrs = dict(record.get("attributes") or {})
+            else:
+                # A chunk inserted with vector_io.insert (no file record): its metadata are
+                # its attributes, as in Llama Stack.
+                attrs = {k: v for k, v in chunk.metadata.items() if _is_attribute(v)}
+                record = {}
             if rest and not all(_matches(f, attrs) for f in rest):
                 continue
             data.append(
@@ -332,10 +341,41 @@ class VectorStoresMixin:
     async def openai_attach_file_to_vector_store(
         self, vector_store_id: str, request: OpenaiAttachFileToVectorStoreRequest
     ) -> VectorStoreFileObject:
+        return await self._attach_file(vector_store_id, request, missing_fails=False)
+
+    async def _attach_file(
+        self,
+        vector_store_id: str,
+        request: OpenaiAttachFileToVectorStoreRequest,
+        *,
+        missing_fails: bool,
+    ) -> VectorStoreFileObject:
+        """Attach a file; an unknown file id is a 404, or with `missing_fails` a file
+        record with status failed (creating a store with `file_ids`)."""
         self._store_doc(vector_store_id)
         files = self._require_files()
-        info = await files.get_file(request.file_id)  # 404 naming the file if unknown
         key = _file_key(vector_store_id, request.file_id)
+        try:
+            info = await files.get_file(request.file_id)  # 404 naming the file if unknown
+        except NotFoundError as exc:
+            if not missing_fails:
+                raise
+            strategy = request.chunking_strategy or VectorStoreChunkingStrategyAuto()
+            failed: dict[str, Any] = {
+                "key": key,
+                "id": request.file_id,
+                "vector_store_id": vector_store_id,
+                "attributes": request.attributes or {},
+                "chunking_strategy": strategy.model_dump(mode="json"),
+                "created_at": int(time.time()),
+                "status": "failed",
+                "usage_bytes": 0,
+                "filename": request.file_id,
+                "chunk_ids": [],
+                "last_error": {"code": "server_error", "message": exc.message},
+            }
+            self._vs_files.put(key, failed)
+            return _file_object(failed)
         old = self._vs_files.get(key)
         if old is not None and old.get("chunk_ids"):
             await self.delete_chunks(vector_store_id, old["chunk_ids"])  # type: ignore[attr-defined]
@@ -487,3 +527,8 @@ def _page(
 
 
 __all__ = ["VectorStoresMixin", "open_vector_store_tables"]
+
+
+def _is_attribute(value: Any) -> bool:
+    """What an OpenAI vector store attribute may hold: a string, number or boolean."""
+    return isinstance(value, str | int | float | bool)

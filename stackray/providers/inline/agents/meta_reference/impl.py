@@ -94,7 +94,9 @@ class MetaReferenceAgents(OpenAIResponses):
         )
         self.store = AgentStore(store_config)
         self.responses = DocumentStore(
-            store_config, "openai_responses", {"created": int, "model": str}
+            config.responses_store or store_config,
+            "openai_responses",
+            {"created": int, "model": str},
         )
         self.runner = TurnRunner(deps, self.store, memory_top_k=config.memory_top_k)
 

@@ -176,6 +176,7 @@ class TransformersEngine:
         max_batch_size: int = 8,
         batch_wait_ms: float = 5.0,
         default_max_tokens: int = 512,
+        max_context_length: int | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -188,6 +189,9 @@ class TransformersEngine:
         self._batch_wait_s = max(batch_wait_ms, 0.0) / 1000.0
         self._default_max_tokens = default_max_tokens
         self._context_length = self._find_context_length()
+        if max_context_length is not None:
+            # A smaller context than the model's (Llama Stack's max_seq_len).
+            self._context_length = min(self._context_length, max_context_length)
         self._vocab_size = int(self._model.get_output_embeddings().weight.shape[0])
         self._end_ids = self._find_end_ids()
         pad = self._tokenizer.pad_token_id
