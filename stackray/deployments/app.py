@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from stackray.api.datatypes import Api
+from stackray.api.errors import ConfigError
 from stackray.deployments.handles import Dispatcher
 from stackray.providers.registry import spec_for
 from stackray.runtime.config import DeploymentOptions, StackConfig, parse_config
@@ -180,18 +181,24 @@ def resolved_config(args: dict[str, Any]) -> tuple[StackConfig, dict[str, Any]]:
     from stackray.runtime.envsubst import interpolate
 
     if "stack" in args:
-        raw = interpolate(args["stack"])
+        data = args["stack"]
         source = "<args.stack>"
     else:
-        import yaml
-
-        from stackray.runtime.config import resolve_config_path
+        from stackray.runtime.config import read_config_file, resolve_config_path
 
         path = resolve_config_path(
             str(args.get("config", os.environ.get("STACKRAY_CONFIG", "local")))
         )
-        raw = interpolate(yaml.safe_load(path.read_text()))
+        data = read_config_file(path)
         source = str(path)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        raw = interpolate(data)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
     if args.get("port") is not None:
         raw.setdefault("server", {})["port"] = int(args["port"])
     if args.get("data_dir"):

@@ -161,3 +161,21 @@ def test_serve_run_with_generated_serve_config(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=120)
+
+
+def test_check_reports_yaml_errors_and_unset_variables_without_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 2\nimage_name: x\napis: [inference\nproviders: {}\n")
+    result = run_cli("check", str(bad))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{bad}:4:10: invalid YAML: expected ',' or ']', but got ':'" in result.stderr
+    unset = tmp_path / "unset.yaml"
+    unset.write_text(
+        "version: 2\nimage_name: x\napis: [inference]\nserver:\n  port: ${env.NOPE_X}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NOPE_X"}
+    result = subprocess.run(
+        [*STACKRAY, "check", str(unset)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{unset}: server.port: environment variable NOPE_X is not set" in result.stderr
