@@ -16,10 +16,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stackray import __version__
 from stackray.api.datatypes import Api
-from stackray.api.errors import BadRequestError, NotFoundError, StackError
+from stackray.api.errors import (
+    BadRequestError,
+    MethodNotAllowedError,
+    NotFoundError,
+    StackError,
+)
 from stackray.api.inspect import (
     HealthInfo,
     HealthStatus,
@@ -99,15 +105,68 @@ async def stream_response(agen: AsyncIterator[Any], openai: bool = False) -> Res
     )
 
 
+def _json_error(exc: RequestValidationError, error: dict[str, Any]) -> BadRequestError:
+    """A body that is not JSON: where the parser stopped, as line and column (1-based)."""
+    doc = exc.body if isinstance(exc.body, str) else ""
+    loc = error.get("loc", ())
+    pos = loc[-1] if loc and isinstance(loc[-1], int) else 0
+    line = doc.count("\n", 0, pos) + 1
+    column = pos - (doc.rfind("\n", 0, pos) + 1) + 1
+    why = (error.get("ctx") or {}).get("error") or error.get("msg")
+    return BadRequestError(
+        f"the request body is not valid JSON: {why} at line {line}, column {column}", field="body"
+    )
+
+
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _field_path(body: Any, loc: Any) -> str:
+    """The dotted path of a field in the body. Pydantic puts the tag of a discriminated
+    union (`strategy.top_p.temperature` for a `top_p` strategy) in the location; the
+    client's path to the field has none (`strategy.temperature`)."""
+    names: list[str] = []
+    current = body
+    for i, part in enumerate(loc):
+        if i == 0 and part == "body":
+            continue
+        if (
+            isinstance(current, dict)
+            and isinstance(part, str)
+            and part in (current.get("type"), current.get("role"))
+            and i + 1 < len(loc)
+            # A field of the same name as the tag (`top_p` of a `top_p` strategy) is the
+            # tag's field only when the location goes on into it.
+            and not isinstance(current.get(part), (dict, list))
+        ):
+            continue  # a union's tag, not a field
+        names.append(f"[{part}]" if isinstance(part, int) else str(part))
+        if isinstance(current, dict):
+            current = current.get(part) if isinstance(part, str) else None
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        else:
+            current = None
+    return ".".join(names).replace(".[", "[")
+
+
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
+    if errors and errors[0].get("type") == "json_invalid":
+        err = _json_error(exc, errors[0])
+        return JSONResponse(status_code=400, content=error_body(err))
     parts = []
     first_field = None
     for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
-        field = ".".join(loc) or "body"
+        field = _field_path(exc.body, e.get("loc", ())) or "body"
         first_field = first_field or field
-        parts.append(f"{field}: {e.get('msg')}")
+        given = e.get("input")
+        got = (
+            f" (got {given!r})"
+            if isinstance(given, (int, float, str)) and e.get("type") in _RANGE_ERRORS
+            else ""
+        )
+        parts.append(f"{field}: {e.get('msg')}{got}")
     err = BadRequestError("invalid request: " + "; ".join(parts), field=first_field)
     body = error_body(err)
     body["errors"] = [
@@ -168,6 +227,24 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _validation_error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # Routing's own answers (no such route, a method the route does not take) in the
+        # stack's error shape, naming what was asked for.
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == 404:
+            err: StackError = NotFoundError(
+                f"no route {where}; GET /v1/inspect/routes lists the routes"
+            )
+        elif exc.status_code == 405:
+            err = MethodNotAllowedError(f"{where}: the route does not take {request.method}")
+        else:
+            err = StackError(f"{where}: {exc.detail}")
+            err.status_code = exc.status_code
+        return JSONResponse(
+            status_code=err.status_code, content=error_body(err), headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> JSONResponse:

@@ -88,6 +88,8 @@ class GenerationRequest:
     logprobs_top_k: int = 0
     json_schema: dict | None = None
     add_special_tokens: bool = False
+    prompt_field: str = "prompt"
+    """The request field the prompt came from (`messages` for a chat), named in errors."""
 
 
 @dataclass
@@ -401,15 +403,15 @@ class TransformersEngine:
             ids = [int(t) for t in req.prompt]
             if any(t < 0 or t >= self._vocab_size for t in ids):
                 raise BadRequestError(
-                    f"prompt token ids must be in [0, {self._vocab_size})", field="prompt"
+                    f"prompt token ids must be in [0, {self._vocab_size})", field=req.prompt_field
                 )
         if not ids:
-            raise BadRequestError("the prompt is empty", field="prompt")
+            raise BadRequestError("the prompt is empty", field=req.prompt_field)
         if len(ids) >= self._context_length:
             raise BadRequestError(
-                f"prompt is too long: {len(ids)} tokens, but the context length of "
+                f"{req.prompt_field} too long: {len(ids)} prompt tokens, but the context length of "
                 f"{self.model_name} is {self._context_length} tokens (prompt + output)",
-                field="prompt",
+                field=req.prompt_field,
             )
         wanted = req.max_tokens if req.max_tokens is not None else self._default_max_tokens
         constraint = None

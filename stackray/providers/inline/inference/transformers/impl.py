@@ -130,7 +130,14 @@ class TransformersInferenceProvider:
 
     # ---- generation --------------------------------------------------------------------
 
-    def _request(self, engine: Any, plan: ChatPlan | None, prompt: Any, raw: bool = False) -> Any:
+    def _request(
+        self,
+        engine: Any,
+        plan: ChatPlan | None,
+        prompt: Any,
+        raw: bool = False,
+        prompt_field: str = "messages",
+    ) -> Any:
         from stackray.providers.inline.inference.transformers import (
             GenerationRequest,
             SamplingConfig,
@@ -149,6 +156,7 @@ class TransformersInferenceProvider:
             logprobs_top_k=plan.logprobs_top_k,
             json_schema=schema,
             add_special_tokens=raw,
+            prompt_field=prompt_field,
         )
 
     async def _chat_stream(self, model_id: str, plan: ChatPlan) -> tuple[Any, AsyncIterator[Any]]:
@@ -279,7 +287,8 @@ class TransformersInferenceProvider:
         engine = await self._engine(request.model_id)
         prompt = convert.content_text(request.content)
         g = await self._collect(
-            engine.generate(self._request(engine, plan, prompt, raw=True)), plan.logprobs_top_k > 0
+            engine.generate(self._request(engine, plan, prompt, raw=True, prompt_field="content")),
+            plan.logprobs_top_k > 0,
         )
         return CompletionResponse(
             content=g.text,
@@ -294,7 +303,9 @@ class TransformersInferenceProvider:
         plan = self._completion_plan(request)
         engine = await self._engine(request.model_id)
         prompt = convert.content_text(request.content)
-        async for c in engine.generate(self._request(engine, plan, prompt, raw=True)):
+        async for c in engine.generate(
+            self._request(engine, plan, prompt, raw=True, prompt_field="content")
+        ):
             chunk = CompletionResponseStreamChunk(
                 delta=c.text, logprobs=convert.llama_logprobs(c.logprobs)
             )
@@ -449,7 +460,9 @@ class TransformersInferenceProvider:
         results = await asyncio.gather(
             *(
                 self._collect(
-                    engine.generate(self._request(engine, plan, p, raw=True)),
+                    engine.generate(
+                        self._request(engine, plan, p, raw=True, prompt_field="prompt")
+                    ),
                     plan.logprobs_top_k > 0,
                 )
                 for p in prompts
@@ -509,7 +522,9 @@ class TransformersInferenceProvider:
                     "choices": [{"index": 0, "text": echoed, "finish_reason": None}],
                 }
             )
-        async for c in engine.generate(self._request(engine, plan, prompts[0], raw=True)):
+        async for c in engine.generate(
+            self._request(engine, plan, prompts[0], raw=True, prompt_field="prompt")
+        ):
             lp = None
             if c.logprobs:
                 lp = convert.openai_logprobs(
