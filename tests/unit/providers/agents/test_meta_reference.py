@@ -153,6 +153,9 @@ def test_agent_config_is_checked(make_stack: Callable[..., AgentsStack]) -> None
     r = create(tool_config={"tool_choice": "get_weather"})
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "agent_config.tool_config.tool_choice"
+    r = create(sampling_params={"strategy": {"type": "top_p", "temperature": -1}})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "agent_config.sampling_params.strategy.temperature"
     r = create(surprise=True)
     assert r.status_code == 400 and "surprise" in r.json()["error"]["message"]
 
