@@ -18,6 +18,7 @@ from stackray.runtime.graph import build_local_stack  # noqa: E402
 
 MODEL = "SmolLM2-135M-Instruct"
 LONG = "word " * 9000  # past the model's 8192-token context
+CHAT = {"model_id": MODEL, "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +89,39 @@ def test_a_short_chat_still_answers(client):
         json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3},
     )
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["role"] == "assistant"
+
+
+def test_a_grammar_response_format_constrains_the_answer(client):
+    for rules, allowed in (
+        ({"root": '"yes" | "no"'}, {"yes", "no"}),
+        ({"root": '"colour: " colour', "colour": '"red" | "green" | "blue"'}, None),
+    ):
+        r = client.post(
+            "/v1/inference/chat-completion",
+            json={
+                "model_id": MODEL,
+                "messages": [{"role": "user", "content": "Name a colour, or say yes."}],
+                "response_format": {"type": "grammar", "bnf": rules},
+                "sampling_params": {"max_tokens": 10},
+            },
+        )
+        assert r.status_code == 200, r.json()
+        text = r.json()["completion_message"]["content"]
+        if allowed is not None:
+            assert text in allowed
+        else:
+            assert text in ("colour: red", "colour: green", "colour: blue")
+
+
+def test_a_bad_grammar_is_a_400_naming_it(client):
+    for rules, field in (
+        ({"start": '"x"'}, "response_format.bnf"),
+        ({"root": '"x" | '}, "response_format.bnf"),
+        ({"root": 3}, "response_format.bnf.root"),
+    ):
+        r = client.post(
+            "/v1/inference/chat-completion",
+            json={**CHAT, "response_format": {"type": "grammar", "bnf": rules}},
+        )
+        assert r.status_code == 400, r.json()
+        assert r.json()["error"]["param"] == field

@@ -87,6 +87,8 @@ class GenerationRequest:
     stop: list[str] = field(default_factory=list)
     logprobs_top_k: int = 0
     json_schema: dict | None = None
+    grammar: str | None = None
+    """An EBNF grammar (GBNF notation, `root` the start rule) the output must follow."""
     add_special_tokens: bool = False
     prompt_field: str = "prompt"
     """The request field the prompt came from (`messages` for a chat), named in errors."""
@@ -419,6 +421,8 @@ class TransformersEngine:
             if not isinstance(req.json_schema, dict):
                 raise BadRequestError("json_schema must be an object", field="json_schema")
             constraint = self._grammar_factory().new_row(req.json_schema)
+        elif req.grammar is not None:
+            constraint = self._grammar_factory().new_grammar_row(req.grammar)
         sampling = req.sampling
         return _Row(
             handle=handle,

@@ -155,6 +155,8 @@ class TransformersInferenceProvider:
             stop=plan.stop,
             logprobs_top_k=plan.logprobs_top_k,
             json_schema=schema,
+            # One constraint per row: a forced tool call's schema takes the grammar's place.
+            grammar=plan.grammar if schema is None else None,
             add_special_tokens=raw,
             prompt_field=prompt_field,
         )
@@ -280,6 +282,7 @@ class TransformersInferenceProvider:
             stop=stop,
             logprobs_top_k=convert._logprobs_k(request.logprobs),
             json_schema=convert.response_format_schema(request.response_format),
+            grammar=convert.response_format_grammar(request.response_format),
         )
 
     async def completion(self, request: CompletionRequest) -> CompletionResponse:
