@@ -36,11 +36,13 @@ class Gateway(Dispatcher):
         servers: dict[str, Any],
     ) -> None:
         from stackray.deployments.handles import handle_client
+        from stackray.deployments.logs import quiet_client_errors
         from stackray.runtime import telemetry
         from stackray.runtime.graph import build_gateway_clients, stack_graph
 
         self._stack = parse_config(config, "<deployed config>")
         telemetry.configure(self._stack, GATEWAY)
+        quiet_client_errors()  # after telemetry: its log handler is set up then
         self._clients = await build_gateway_clients(
             self._stack,
             stack_graph(self._stack),

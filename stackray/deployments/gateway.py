@@ -65,6 +65,23 @@ def error_body(err: StackError) -> dict[str, Any]:
     return {"error": body, "detail": err.message}
 
 
+def log_request_error(method: str, path: str, err: StackError, status: int | None = None) -> None:
+    """One line per request that ends in an error: what was asked, the status, why, and
+    the trace id (to find its spans). Server-side failures (5xx) are warnings."""
+    code = status or err.status_code
+    trace_id = telemetry.current_trace_id()
+    logger.log(
+        logging.WARNING if code >= 500 else logging.INFO,
+        "%s %s -> %d %s: %s%s",
+        method,
+        path,
+        code,
+        err.error_type,
+        err.message,
+        f" (trace {trace_id})" if trace_id else "",
+    )
+
+
 def _redact(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
         return {k: _redact(v, k) for k, v in value.items()}
@@ -82,6 +99,12 @@ async def _sse(first: Any, rest: AsyncIterator[Any], openai: bool) -> AsyncItera
             yield b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
     except Exception as exc:  # the status line is gone: report the error in the stream
         err = to_stack_error(exc)
+        logger.warning(
+            "stream ended by an error event: %d %s: %s",
+            err.status_code,
+            err.error_type,
+            err.message,
+        )
         import json
 
         yield b"event: error\ndata: " + json.dumps(error_body(err)).encode() + b"\n\n"
@@ -148,6 +171,12 @@ def _field_path(body: Any, loc: Any) -> str:
         else:
             current = None
     return ".".join(names).replace(".[", "[")
+
+
+def _message_of(response: JSONResponse) -> str:
+    import json
+
+    return str(json.loads(bytes(response.body))["detail"])
 
 
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
@@ -222,11 +251,14 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
 
     @app.exception_handler(StackError)
     async def _stack_error(request: Request, exc: StackError) -> JSONResponse:
+        log_request_error(request.method, request.url.path, exc)
         return JSONResponse(status_code=exc.status_code, content=error_body(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _validation_error(exc)
+        response = _validation_error(exc)
+        log_request_error(request.method, request.url.path, BadRequestError(_message_of(response)))
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -242,6 +274,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
         else:
             err = StackError(f"{where}: {exc.detail}")
             err.status_code = exc.status_code
+        log_request_error(request.method, request.url.path, err)
         return JSONResponse(
             status_code=err.status_code, content=error_body(err), headers=exc.headers
         )
@@ -249,6 +282,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> JSONResponse:
         err = to_stack_error(exc)
+        log_request_error(request.method, request.url.path, err)
         return JSONResponse(status_code=err.status_code, content=error_body(err))
 
     def backend(api: str) -> ApiClient:

@@ -112,11 +112,26 @@ def test_run_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
             timeout=30,
         )
         assert r.json()["completion_message"]["content"] == "echo: hello"
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/inference/chat-completion",
+            json={"model_id": "ghost", "messages": [{"role": "user", "content": "hello"}]},
+            timeout=30,
+        )
+        assert r.status_code == 404
+        trace_id = r.headers.get("x-trace-id")
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, rest
     assert "stopping" in rest
+    # One line for the failed request, with its status and trace id; nothing to ignore
+    # at shutdown.
+    [line] = [x for x in rest.splitlines() if "/v1/inference/chat-completion -> " in x]
+    assert "POST /v1/inference/chat-completion -> 404 not_found_error: model 'ghost'" in line
+    if trace_id:
+        assert f"(trace {trace_id})" in line
+    assert "Traceback" not in rest
+    assert "infinite retries" not in rest and "graceful_shutdown" not in rest
     # The port is free again: nothing was left serving.
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0

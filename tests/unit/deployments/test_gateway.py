@@ -317,3 +317,72 @@ def test_health_is_503_until_every_api_deployment_answers(tmp_path):
     ) as c:
         r = c.get("/v1/health")
         assert r.status_code == 503 and r.json() == {"status": "Error"}
+
+
+def test_each_request_error_is_one_log_line(client, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="stackray.gateway")
+    client.post(
+        "/v1/inference/chat-completion",
+        json={"model_id": "ghost", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    client.get("/v1/no/such/route")
+    client.post(
+        "/v1/inference/chat-completion", json={**CHAT, "sampling_params": {"max_tokens": -1}}
+    )
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "stackray.gateway"]
+    assert lines[0] == (
+        "INFO",
+        "POST /v1/inference/chat-completion -> 404 not_found_error: model 'ghost' not found; "
+        "GET /v1/models lists the registered models",
+    )
+    assert lines[1][1].startswith("GET /v1/no/such/route -> 404 not_found_error: no route")
+    assert lines[2][1].startswith(
+        "POST /v1/inference/chat-completion -> 400 invalid_request_error: invalid request: "
+        "sampling_params.max_tokens"
+    )
+    assert len(lines) == 3
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_server_side_failure_is_a_warning_line(client, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="stackray.gateway")
+    r = client.post(
+        "/v1/inference/chat-completion",
+        json={"model_id": "m", "messages": [{"role": "user", "content": "__fail__"}]},
+    )
+    assert r.status_code == 502
+    [record] = [r for r in caplog.records if r.name == "stackray.gateway"]
+    assert record.levelname == "WARNING" and "-> 502 provider_error" in record.getMessage()
+
+
+def test_stackray_log_level_comes_from_the_environment(monkeypatch):
+    import logging
+
+    from stackray.deployments.logs import configure_stackray_logging
+
+    logger = logging.getLogger("stackray")
+    before = logger.level, logger.propagate, list(logger.handlers)
+    try:
+        monkeypatch.setenv("STACKRAY_LOG_LEVEL", "debug")
+        configure_stackray_logging()
+        assert logger.level == logging.DEBUG
+        monkeypatch.setenv("STACKRAY_LOG_LEVEL", "warning")
+        configure_stackray_logging()
+        assert logger.level == logging.WARNING
+        assert sum(getattr(h, "_stackray", False) for h in logger.handlers) == 1
+        # Without the variable, a level set before (the telemetry config's) is kept.
+        monkeypatch.delenv("STACKRAY_LOG_LEVEL")
+        logger.setLevel(logging.ERROR)
+        configure_stackray_logging()
+        assert logger.level == logging.ERROR
+        logger.setLevel(logging.NOTSET)
+        configure_stackray_logging()
+        assert logger.level == logging.INFO
+    finally:
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
+        logger.handlers[:] = before[2]
