@@ -66,19 +66,19 @@ def error_body(err: StackError) -> dict[str, Any]:
 
 
 def log_request_error(method: str, path: str, err: StackError, status: int | None = None) -> None:
-    """One line per request that ends in an error: what was asked, the status, why, and
-    the trace id (to find its spans). Server-side failures (5xx) are warnings."""
+    """One line per request that ends in an error: what was asked, the status and why.
+    With telemetry on, the record carries the request's trace id (the telemetry log
+    handler writes it; it is the `X-Trace-Id` response header). Server-side failures
+    (5xx) are warnings."""
     code = status or err.status_code
-    trace_id = telemetry.current_trace_id()
     logger.log(
         logging.WARNING if code >= 500 else logging.INFO,
-        "%s %s -> %d %s: %s%s",
+        "%s %s -> %d %s: %s",
         method,
         path,
         code,
         err.error_type,
         err.message,
-        f" (trace {trace_id})" if trace_id else "",
     )
 
 

@@ -269,14 +269,6 @@ def outgoing(ctx: RequestContext | None) -> RequestContext | None:
     )
 
 
-def current_trace_id() -> str | None:
-    """The trace id (32 hex digits) of the current span, when there is one."""
-    if _state.tracer is None:
-        return None
-    sc = trace.get_current_span().get_span_context()
-    return f"{sc.trace_id:032x}" if sc.is_valid else None
-
-
 def trace_headers() -> dict[str, str]:
     """``traceparent`` (and ``tracestate``) of the current span, for outgoing HTTP."""
     if _state.tracer is None:
