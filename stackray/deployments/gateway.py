@@ -173,17 +173,12 @@ def _field_path(body: Any, loc: Any) -> str:
     return ".".join(names).replace(".[", "[")
 
 
-def _message_of(response: JSONResponse) -> str:
-    import json
-
-    return str(json.loads(bytes(response.body))["detail"])
-
-
-def _validation_error(exc: RequestValidationError) -> JSONResponse:
+def _validation_error(exc: RequestValidationError) -> tuple[BadRequestError, dict[str, Any]]:
+    """The 400 of a body that does not validate, and its response body."""
     errors = exc.errors()
     if errors and errors[0].get("type") == "json_invalid":
         err = _json_error(exc, errors[0])
-        return JSONResponse(status_code=400, content=error_body(err))
+        return err, error_body(err)
     parts = []
     first_field = None
     for e in errors:
@@ -201,7 +196,7 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     body["errors"] = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors
     ]
-    return JSONResponse(status_code=400, content=body)
+    return err, body
 
 
 class RequestContextMiddleware:
@@ -256,9 +251,9 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        response = _validation_error(exc)
-        log_request_error(request.method, request.url.path, BadRequestError(_message_of(response)))
-        return response
+        err, body = _validation_error(exc)
+        log_request_error(request.method, request.url.path, err)
+        return JSONResponse(status_code=400, content=body)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
