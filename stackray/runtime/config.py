@@ -540,11 +540,43 @@ def resolve_config_path(name_or_path: str) -> Path:
     )
 
 
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The mapping in a run config file. A YAML syntax error names the file, the line and
+    column (1-based), what the parser expected there, and shows the line."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        raise ConfigError(_yaml_error(path, text, e)) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _yaml_error(path: Path, text: str, error: yaml.MarkedYAMLError) -> str:
+    mark = error.problem_mark or error.context_mark
+    problem = error.problem or error.context or "syntax error"
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    message = f"{where}: invalid YAML: {problem}"
+    if error.context and error.problem:
+        message += f" ({error.context}"
+        if error.context_mark and error.context_mark is not mark:
+            cm = error.context_mark
+            message += f" that starts at line {cm.line + 1}, column {cm.column + 1}"
+        message += ")"
+    lines = text.splitlines()
+    if mark and mark.line < len(lines):
+        shown = lines[mark.line].replace("\t", " ")
+        message += f"\n    {shown}\n    {' ' * mark.column}^"
+    return message
+
+
 def load_config(name_or_path: str, env: dict[str, str] | None = None) -> StackConfig:
     """Load a run config from a YAML file or a distribution name."""
     path = resolve_config_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
-    return parse_config(data, str(path), env)
+    return parse_config(read_config_file(path), str(path), env)

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from stackray.api.common import interleaved_content_as_str
-from stackray.api.errors import BadRequestError, NotFoundError
+from stackray.api.errors import BadRequestError, NotFoundError, QuotaExceededError
 from stackray.api.vector_io import (
     Chunk,
     InsertChunksRequest,
@@ -330,9 +330,12 @@ class VectorStoresMixin:
 
         files = self._require_files()
         content: bytes = await files.get_file_content(file_id)
-        text = await asyncio.to_thread(
-            text_from_bytes, content, filename, f"{filename} ({file_id})"
-        )
+        try:
+            text = await asyncio.to_thread(
+                text_from_bytes, content, filename, f"{filename} ({file_id})"
+            )
+        except BadRequestError as exc:  # the file's own content: a type with no text, bad bytes
+            raise _UnsupportedFile(exc.message) from None
         size, overlap = _chunking(strategy)
         metadata: dict[str, Any] = {**attributes, "file_id": file_id, "filename": filename}
         chunks = make_chunks(file_id, text, size, overlap, metadata=metadata)
@@ -410,7 +413,7 @@ class VectorStoresMixin:
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             record.update(
                 status="failed",
-                last_error={"code": "server_error", "message": str(message)},
+                last_error={"code": _error_code(exc), "message": str(message)},
             )
         self._vs_files.put(key, record)
         return _file_object(record)
@@ -484,6 +487,23 @@ class VectorStoresMixin:
             await self.delete_chunks(vector_store_id, record["chunk_ids"])  # type: ignore[attr-defined]
         self._vs_files.delete(record["key"])
         return VectorStoreFileDeleteResponse(id=file_id)
+
+
+class _UnsupportedFile(Exception):
+    """A file whose content cannot be turned into text: the client's file, not the stack."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _error_code(exc: Exception) -> str:
+    """`last_error.code` of a file that failed, in OpenAI's terms."""
+    if isinstance(exc, _UnsupportedFile):
+        return "unsupported_file"
+    if isinstance(exc, QuotaExceededError):
+        return "rate_limit_exceeded"
+    return "server_error"
 
 
 def _file_key(vector_store_id: str, file_id: str) -> str:

@@ -161,7 +161,11 @@ def test_a_file_that_cannot_be_read_fails_with_the_reason(env: Env) -> None:
     attached = env.openai.vector_stores.files.create(vector_store_id=store.id, file_id=binary)
     assert attached.status == "failed"
     assert attached.last_error is not None and "blob.bin" in attached.last_error.message
+    # The client's file, not the stack's failure: OpenAI's code for it.
+    assert attached.last_error.code == "unsupported_file"
     assert env.openai.vector_stores.retrieve(store.id).file_counts.failed == 1
+    listed = env.openai.vector_stores.files.retrieve(vector_store_id=store.id, file_id=binary)
+    assert listed.last_error is not None and listed.last_error.code == "unsupported_file"
 
 
 def test_vector_store_errors_name_the_problem(env: Env) -> None:

@@ -50,6 +50,7 @@ class ChatPlan:
     stop: list[str] = field(default_factory=list)
     logprobs_top_k: int = 0
     json_schema: dict[str, Any] | None = None
+    grammar: str | None = None
 
     @property
     def tool_names(self) -> set[str]:
@@ -218,15 +219,19 @@ def sampling_from_params(
 
 
 def response_format_schema(response_format: Any) -> dict[str, Any] | None:
-    if response_format is None:
-        return None
+    """The JSON schema of a `json_schema` response format."""
     if isinstance(response_format, JsonSchemaResponseFormat):
         return response_format.json_schema
+    return None
+
+
+def response_format_grammar(response_format: Any) -> str | None:
+    """The EBNF text of a `grammar` response format (its `bnf` maps rule names to GBNF
+    rule bodies, `root` the start rule)."""
     if isinstance(response_format, GrammarResponseFormat):
-        raise BadRequestError(
-            "response_format of type 'grammar' is not supported by inline::transformers; use 'json_schema'",
-            field="response_format",
-        )
+        from stackray.providers.inline.inference.transformers.constraints import ebnf_from_rules
+
+        return ebnf_from_rules(response_format.bnf)
     return None
 
 
@@ -247,6 +252,7 @@ def plan_from_chat_request(request: ChatCompletionRequest) -> ChatPlan:
         stop=stop,
         logprobs_top_k=_logprobs_k(request.logprobs),
         json_schema=response_format_schema(request.response_format),
+        grammar=response_format_grammar(request.response_format),
     )
 
 

@@ -87,7 +87,11 @@ class GenerationRequest:
     stop: list[str] = field(default_factory=list)
     logprobs_top_k: int = 0
     json_schema: dict | None = None
+    grammar: str | None = None
+    """An EBNF grammar (GBNF notation, `root` the start rule) the output must follow."""
     add_special_tokens: bool = False
+    prompt_field: str = "prompt"
+    """The request field the prompt came from (`messages` for a chat), named in errors."""
 
 
 @dataclass
@@ -405,15 +409,15 @@ class TransformersEngine:
             ids = [int(t) for t in req.prompt]
             if any(t < 0 or t >= self._vocab_size for t in ids):
                 raise BadRequestError(
-                    f"prompt token ids must be in [0, {self._vocab_size})", field="prompt"
+                    f"prompt token ids must be in [0, {self._vocab_size})", field=req.prompt_field
                 )
         if not ids:
-            raise BadRequestError("the prompt is empty", field="prompt")
+            raise BadRequestError("the prompt is empty", field=req.prompt_field)
         if len(ids) >= self._context_length:
             raise BadRequestError(
-                f"prompt is too long: {len(ids)} tokens, but the context length of "
+                f"{req.prompt_field} too long: {len(ids)} prompt tokens, but the context length of "
                 f"{self.model_name} is {self._context_length} tokens (prompt + output)",
-                field="prompt",
+                field=req.prompt_field,
             )
         wanted = req.max_tokens if req.max_tokens is not None else self._default_max_tokens
         constraint = None
@@ -421,6 +425,8 @@ class TransformersEngine:
             if not isinstance(req.json_schema, dict):
                 raise BadRequestError("json_schema must be an object", field="json_schema")
             constraint = self._grammar_factory().new_row(req.json_schema)
+        elif req.grammar is not None:
+            constraint = self._grammar_factory().new_grammar_row(req.grammar)
         sampling = req.sampling
         return _Row(
             handle=handle,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackray.api.common import (
+    GrammarResponseFormat,
     GreedySamplingStrategy,
     JsonValue,
     Message,
@@ -28,9 +29,13 @@ from stackray.providers.inline.safety.llama_guard.prompt import (
     build_prompt,
     judged_messages,
     parse_verdict,
+    verdict_grammar,
 )
 from stackray.runtime.errors import unwrap
 from stackray.runtime.resolver import ProviderContext
+
+# Inference providers that take a `grammar` response format (GBNF rules).
+GRAMMAR_PROVIDERS = frozenset({"inline::transformers"})
 
 
 class LlamaGuardSafetyProvider:
@@ -94,7 +99,7 @@ class LlamaGuardSafetyProvider:
                 field="messages",
             )
         prompt = build_prompt(judged, excluded)
-        answer = await self._ask(shield.provider_resource_id or shield.identifier, prompt)
+        answer = await self._ask(shield.provider_resource_id or shield.identifier, prompt, excluded)
         try:
             verdict = parse_verdict(answer, excluded)
         except VerdictError as e:
@@ -119,9 +124,24 @@ class LlamaGuardSafetyProvider:
             )
         )
 
-    async def _ask(self, model_id: str, prompt: str) -> str:
+    async def _constrained(self, model_id: str) -> bool:
+        """Whether the verdict is decoded under Llama Guard's grammar (`verdict_grammar`)."""
+        if self.config.verdict_grammar != "auto":
+            return self.config.verdict_grammar == "always"
+        model = await self.inference.get_model(model_id)
+        types = {
+            p.provider_id: p.provider_type for p in self.context.stack.providers_of(Api.inference)
+        }
+        return types.get(model.provider_id) in GRAMMAR_PROVIDERS
+
+    async def _ask(self, model_id: str, prompt: str, excluded: set[str]) -> str:
         sampling = SamplingParams(
             strategy=GreedySamplingStrategy(), max_tokens=self.config.max_tokens
+        )
+        grammar = (
+            GrammarResponseFormat(bnf=verdict_grammar(excluded))  # type: ignore[arg-type]
+            if await self._constrained(model_id)
+            else None
         )
         if self.config.prompt_format == "completion":
             completion = await self.inference.completion(
@@ -129,12 +149,16 @@ class LlamaGuardSafetyProvider:
                     model_id=model_id,
                     content=RAW_TEMPLATE.format(prompt=prompt),
                     sampling_params=sampling,
+                    response_format=grammar,
                 )
             )
             return str(completion.content)
         chat = await self.inference.chat_completion(
             ChatCompletionRequest(
-                model_id=model_id, messages=[UserMessage(content=prompt)], sampling_params=sampling
+                model_id=model_id,
+                messages=[UserMessage(content=prompt)],
+                sampling_params=sampling,
+                response_format=grammar,
             )
         )
         return interleaved_content_as_str(chat.completion_message.content)

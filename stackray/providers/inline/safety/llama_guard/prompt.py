@@ -86,3 +86,21 @@ def parse_verdict(answer: str, excluded: set[str]) -> Verdict:
             return Verdict(True, [])
         return Verdict(False, kept)
     raise VerdictError("the first line is neither 'safe' nor 'unsafe'")
+
+
+MAX_GRAMMAR_CATEGORIES = 3
+
+
+def verdict_grammar(excluded: set[str]) -> dict[str, str]:
+    """A grammar (GBNF rules, for a `grammar` response format) of Llama Guard's answer:
+    ``safe``, or ``unsafe``, a newline and 1 to 3 comma-separated categories the shield
+    checks (3 fit in the default 20 tokens, so a bounded answer is never cut mid-code)."""
+    checked = [code for code in CATEGORIES if code not in excluded]
+    if not checked:
+        return {"root": '"safe"'}
+    more = MAX_GRAMMAR_CATEGORIES - 1
+    return {
+        "root": '"safe" | "unsafe\\n" categories',
+        "categories": f'category ("," category){{0,{more}}}',
+        "category": " | ".join(f'"{code}"' for code in checked),
+    }
