@@ -130,7 +130,8 @@ async def measure_direct(data_dir: Path, seconds: float) -> dict[tuple[str, str,
     config = c.stack_config(data_dir, [c.ECHO_PROVIDER], [c.ECHO_MODEL])
     routers = await build_local_stack(parse_config(interpolate(config), "<bench>"))
     router = routers["inference"]
-    provider = router.providers["echo"]
+    # The router object behind its in-process client, and its (guarded) echo provider.
+    provider = router.transport.target.providers["echo"]
     ls_req = ChatCompletionRequest.model_validate(ENDPOINTS["llama-stack"][1])
     oa_req = OpenAIChatCompletionRequest.model_validate(ENDPOINTS["openai"][1])
     calls = {

@@ -175,7 +175,18 @@ KNOWN_DIFFERENCES = {
     ("body", "POST", "/v1/openai/v1/vector_stores"): "name is optional, as in OpenAI's API",
     ("body", "POST", "/v1/safety/run-shield"): "params defaults to {}",
     ("body", "POST", "/v1/openai/v1/vector_stores/{}/search"): "search_mode (newer releases)",
+    (
+        "body",
+        "POST",
+        "/v1/openai/v1/responses",
+    ): "max_output_tokens and top_p, as OpenAI takes them",
     # Responses with fields the OpenAI SDK reads besides the contract's.
+    ("response", "POST", "/v1/openai/v1/responses"): "usage, incomplete_details, max_output_tokens",
+    (
+        "response",
+        "GET",
+        "/v1/openai/v1/responses/{}",
+    ): "usage, incomplete_details, max_output_tokens",
     ("response", "GET", "/v1/openai/v1/chat/completions/{}"): "usage, as OpenAI returns it",
     ("response", "POST", "/v1/openai/v1/completions"): "usage, as OpenAI returns it",
     ("response", "GET", "/v1/openai/v1/models"): "object: list, as OpenAI returns it",
