@@ -32,6 +32,7 @@ _SPEC_MODULES = (
     "tool_runtime",
     "agents",
     "telemetry",
+    "datasetio",
 )
 
 

@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -91,12 +92,20 @@ class VectorDBInput(_Strict):
 
 class DatasetInput(_Strict):
     dataset_id: str = Field(description="The id clients use.")
-    purpose: str = Field(
-        description="post-training/messages, eval/question-answer or eval/messages-answer."
+    purpose: Literal["post-training/messages", "eval/question-answer", "eval/messages-answer"] = (
+        Field(description="post-training/messages, eval/question-answer or eval/messages-answer.")
     )
     source: dict[str, Any] = Field(description="{type: uri, uri} or {type: rows, rows}.")
     provider_id: str | None = Field(default=None, description="DatasetIO provider.")
     metadata: dict[str, Any] | None = Field(default=None, description="Free-form metadata.")
+
+    @field_validator("source")
+    @classmethod
+    def _valid_source(cls, source: dict[str, Any]) -> dict[str, Any]:
+        from stackray.api.datasetio import DataSource
+
+        TypeAdapter(DataSource).validate_python(source)
+        return source
 
 
 class ScoringFnInput(_Strict):
@@ -329,11 +338,11 @@ class StackConfig(_Strict):
                 f"server.disable_ipv6: the server binds {server.host!r}, an IPv6 address; "
                 "bind an IPv4 address (e.g. 0.0.0.0) instead"
             )
-        for name, api in (
-            ("datasets", Api.datasetio),
-            ("scoring_fns", Api.scoring),
-            ("benchmarks", Api.eval),
-        ):
+        if self.datasets and Api.datasetio not in self.apis:
+            raise ValueError(
+                "datasets: registering datasets needs the datasetio API; add it to `apis`"
+            )
+        for name, api in (("scoring_fns", Api.scoring), ("benchmarks", Api.eval)):
             if getattr(self, name):
                 raise ValueError(
                     f"{name}: the {api.value} API is not served by this version, so "

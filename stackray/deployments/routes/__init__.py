@@ -29,6 +29,7 @@ ROUTE_MODULES = (
     "tool_runtime",
     "agents",
     "telemetry",
+    "datasetio",
 )
 
 

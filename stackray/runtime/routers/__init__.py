@@ -55,6 +55,7 @@ ROUTERS: dict[Api, RouterSpec] = {
         dependencies=(Api.inference,),
         optional_dependencies=(Api.files,),
     ),
+    Api.datasetio: RouterSpec("stackray.runtime.routers.datasetio:build_router"),
     Api.telemetry: RouterSpec(
         "stackray.runtime.routers.telemetry:build_router", optional_dependencies=(Api.datasetio,)
     ),

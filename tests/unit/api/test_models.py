@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from stackray.api import common, files, inference, inspect, models, safety
+from stackray.api import common, datasetio, files, inference, inspect, models, safety
 from stackray.api.common import ImageContentItem
 from stackray.api.inference import (
     ChatCompletionRequest,
@@ -120,6 +120,13 @@ CONTRACT_NAMES: dict[type[BaseModel], str] = {
     files.OpenAIFileObject: "OpenAIFileObject",
     files.ListOpenAIFileResponse: "ListOpenAIFileResponse",
     files.OpenAIFileDeleteResponse: "OpenAIFileDeleteResponse",
+    datasetio.URIDataSource: "URIDataSource",
+    datasetio.RowsDataSource: "RowsDataSource",
+    datasetio.Dataset: "Dataset",
+    datasetio.RegisterDatasetRequest: "RegisterDatasetRequest",
+    datasetio.ListDatasetsResponse: "ListDatasetsResponse",
+    datasetio.AppendRowsRequest: "AppendRowsRequest",
+    datasetio.PaginatedResponse: "PaginatedResponse",
 }
 
 # Type aliases (unions) -> the contract schema they follow.
@@ -133,6 +140,7 @@ UNION_NAMES: list[tuple[Any, str]] = [
     (inference.OpenAIMessageParam, "OpenAIMessageParam"),
     (inference.OpenAIChatCompletionContentPartParam, "OpenAIChatCompletionContentPartParam"),
     (inference.OpenAIResponseFormatParam, "OpenAIResponseFormatParam"),
+    (datasetio.DataSource, "DataSource"),
 ]
 
 # Enums -> the contract's enum (a schema, or "Schema.prop" for an inline one).
@@ -152,6 +160,7 @@ ENUM_NAMES: list[tuple[type, str]] = [
     (inspect.HealthStatus, "HealthInfo.status"),
     (files.OpenAIFilePurpose, "OpenAIFilePurpose"),
     (files.Order, "Order"),
+    (datasetio.DatasetPurpose, "Dataset.purpose"),
 ]
 
 # Fields we add to a contract schema, and why.

@@ -14,6 +14,12 @@ from tests import contract
 
 # Routes that must be served: those of every API implemented so far.
 REQUIRED = {
+    ("GET", "/v1/datasets"),
+    ("POST", "/v1/datasets"),
+    ("GET", "/v1/datasets/{}"),
+    ("DELETE", "/v1/datasets/{}"),
+    ("GET", "/v1/datasetio/iterrows/{}"),
+    ("POST", "/v1/datasetio/append-rows/{}"),
     ("GET", "/v1/models"),
     ("POST", "/v1/models"),
     ("GET", "/v1/models/{}"),
