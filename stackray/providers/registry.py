@@ -33,6 +33,7 @@ _SPEC_MODULES = (
     "agents",
     "telemetry",
     "datasetio",
+    "scoring",
 )
 
 

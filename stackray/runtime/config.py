@@ -120,6 +120,23 @@ class ScoringFnInput(_Strict):
     )
     params: dict[str, Any] | None = Field(default=None, description="Scoring function parameters.")
 
+    @field_validator("return_type")
+    @classmethod
+    def _valid_return_type(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from stackray.api.scoring import ParamType
+
+        TypeAdapter(ParamType).validate_python(value)
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _valid_params(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from stackray.api.scoring import ScoringFnParams
+
+        if value is not None:
+            TypeAdapter(ScoringFnParams).validate_python(value)
+        return value
+
 
 class BenchmarkInput(_Strict):
     benchmark_id: str = Field(description="The id clients use.")
@@ -342,7 +359,11 @@ class StackConfig(_Strict):
             raise ValueError(
                 "datasets: registering datasets needs the datasetio API; add it to `apis`"
             )
-        for name, api in (("scoring_fns", Api.scoring), ("benchmarks", Api.eval)):
+        if self.scoring_fns and Api.scoring not in self.apis:
+            raise ValueError(
+                "scoring_fns: registering scoring functions needs the scoring API; add it to `apis`"
+            )
+        for name, api in (("benchmarks", Api.eval),):
             if getattr(self, name):
                 raise ValueError(
                     f"{name}: the {api.value} API is not served by this version, so "

@@ -30,6 +30,7 @@ ROUTE_MODULES = (
     "agents",
     "telemetry",
     "datasetio",
+    "scoring",
 )
 
 

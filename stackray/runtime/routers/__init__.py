@@ -56,6 +56,10 @@ ROUTERS: dict[Api, RouterSpec] = {
         optional_dependencies=(Api.files,),
     ),
     Api.datasetio: RouterSpec("stackray.runtime.routers.datasetio:build_router"),
+    # score-batch reads datasets and saves results as datasets.
+    Api.scoring: RouterSpec(
+        "stackray.runtime.routers.scoring:build_router", optional_dependencies=(Api.datasetio,)
+    ),
     Api.telemetry: RouterSpec(
         "stackray.runtime.routers.telemetry:build_router", optional_dependencies=(Api.datasetio,)
     ),

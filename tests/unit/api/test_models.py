@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from stackray.api import common, datasetio, files, inference, inspect, models, safety
+from stackray.api import common, datasetio, files, inference, inspect, models, safety, scoring
 from stackray.api.common import ImageContentItem
 from stackray.api.inference import (
     ChatCompletionRequest,
@@ -127,6 +127,27 @@ CONTRACT_NAMES: dict[type[BaseModel], str] = {
     datasetio.ListDatasetsResponse: "ListDatasetsResponse",
     datasetio.AppendRowsRequest: "AppendRowsRequest",
     datasetio.PaginatedResponse: "PaginatedResponse",
+    scoring.StringType: "StringType",
+    scoring.NumberType: "NumberType",
+    scoring.BooleanType: "BooleanType",
+    scoring.ArrayType: "ArrayType",
+    scoring.ObjectType: "ObjectType",
+    scoring.JsonType: "JsonType",
+    scoring.UnionType: "UnionType",
+    scoring.ChatCompletionInputType: "ChatCompletionInputType",
+    scoring.CompletionInputType: "CompletionInputType",
+    scoring.AgentTurnInputType: "AgentTurnInputType",
+    scoring.LLMAsJudgeScoringFnParams: "LLMAsJudgeScoringFnParams",
+    scoring.RegexParserScoringFnParams: "RegexParserScoringFnParams",
+    scoring.BasicScoringFnParams: "BasicScoringFnParams",
+    scoring.ScoringFn: "ScoringFn",
+    scoring.RegisterScoringFunctionRequest: "RegisterScoringFunctionRequest",
+    scoring.ListScoringFunctionsResponse: "ListScoringFunctionsResponse",
+    scoring.ScoringResult: "ScoringResult",
+    scoring.ScoreRequest: "ScoreRequest",
+    scoring.ScoreResponse: "ScoreResponse",
+    scoring.ScoreBatchRequest: "ScoreBatchRequest",
+    scoring.ScoreBatchResponse: "ScoreBatchResponse",
 }
 
 # Type aliases (unions) -> the contract schema they follow.
@@ -141,6 +162,8 @@ UNION_NAMES: list[tuple[Any, str]] = [
     (inference.OpenAIChatCompletionContentPartParam, "OpenAIChatCompletionContentPartParam"),
     (inference.OpenAIResponseFormatParam, "OpenAIResponseFormatParam"),
     (datasetio.DataSource, "DataSource"),
+    (scoring.ParamType, "ParamType"),
+    (scoring.ScoringFnParams, "ScoringFnParams"),
 ]
 
 # Enums -> the contract's enum (a schema, or "Schema.prop" for an inline one).
@@ -161,6 +184,8 @@ ENUM_NAMES: list[tuple[type, str]] = [
     (files.OpenAIFilePurpose, "OpenAIFilePurpose"),
     (files.Order, "Order"),
     (datasetio.DatasetPurpose, "Dataset.purpose"),
+    (scoring.AggregationFunctionType, "AggregationFunctionType"),
+    (scoring.ScoringFnParamsType, "ScoringFnParamsType"),
 ]
 
 # Fields we add to a contract schema, and why.

@@ -14,6 +14,11 @@ from tests import contract
 
 # Routes that must be served: those of every API implemented so far.
 REQUIRED = {
+    ("GET", "/v1/scoring-functions"),
+    ("POST", "/v1/scoring-functions"),
+    ("GET", "/v1/scoring-functions/{}"),
+    ("POST", "/v1/scoring/score"),
+    ("POST", "/v1/scoring/score-batch"),
     ("GET", "/v1/datasets"),
     ("POST", "/v1/datasets"),
     ("GET", "/v1/datasets/{}"),
