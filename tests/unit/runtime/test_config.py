@@ -36,7 +36,19 @@ def test_local_distribution_loads():
         Api.tool_runtime,
         Api.agents,
         Api.telemetry,
+        Api.datasetio,
+        Api.scoring,
     ]
+    assert [p.provider_type for p in config.providers_of(Api.datasetio)] == [
+        "inline::localfs",
+        "remote::huggingface",
+    ]
+    assert [p.provider_type for p in config.providers_of(Api.scoring)] == [
+        "inline::basic",
+        "inline::llm-as-judge",
+    ]
+    # The judge of the llm-as-judge functions is the default model.
+    assert config.providers_of(Api.scoring)[1].config == {"judge_model": "SmolLM2-135M-Instruct"}
     assert [p.provider_type for p in config.providers_of(Api.telemetry)] == [
         "inline::meta-reference"
     ]
