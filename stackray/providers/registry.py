@@ -34,6 +34,7 @@ _SPEC_MODULES = (
     "telemetry",
     "datasetio",
     "scoring",
+    "eval",
 )
 
 

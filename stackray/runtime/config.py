@@ -363,12 +363,10 @@ class StackConfig(_Strict):
             raise ValueError(
                 "scoring_fns: registering scoring functions needs the scoring API; add it to `apis`"
             )
-        for name, api in (("benchmarks", Api.eval),):
-            if getattr(self, name):
-                raise ValueError(
-                    f"{name}: the {api.value} API is not served by this version, so "
-                    f"{name} cannot be registered; remove the section"
-                )
+        if self.benchmarks and Api.eval not in self.apis:
+            raise ValueError(
+                "benchmarks: registering benchmarks needs the eval API; add it to `apis`"
+            )
         return self
 
     # ---- derived settings -------------------------------------------------------------

@@ -31,6 +31,7 @@ ROUTE_MODULES = (
     "telemetry",
     "datasetio",
     "scoring",
+    "eval",
 )
 
 

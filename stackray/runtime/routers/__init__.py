@@ -60,6 +60,11 @@ ROUTERS: dict[Api, RouterSpec] = {
     Api.scoring: RouterSpec(
         "stackray.runtime.routers.scoring:build_router", optional_dependencies=(Api.datasetio,)
     ),
+    Api.eval: RouterSpec(
+        "stackray.runtime.routers.eval:build_router",
+        dependencies=(Api.datasetio, Api.scoring, Api.inference),
+        optional_dependencies=(Api.agents,),
+    ),
     Api.telemetry: RouterSpec(
         "stackray.runtime.routers.telemetry:build_router", optional_dependencies=(Api.datasetio,)
     ),

@@ -13,7 +13,19 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from stackray.api import common, datasetio, files, inference, inspect, models, safety, scoring
+from stackray.api import (
+    common,
+    datasetio,
+    files,
+    inference,
+    inspect,
+    models,
+    safety,
+    scoring,
+)
+from stackray.api import (
+    eval as eval_api,
+)
 from stackray.api.common import ImageContentItem
 from stackray.api.inference import (
     ChatCompletionRequest,
@@ -148,6 +160,16 @@ CONTRACT_NAMES: dict[type[BaseModel], str] = {
     scoring.ScoreResponse: "ScoreResponse",
     scoring.ScoreBatchRequest: "ScoreBatchRequest",
     scoring.ScoreBatchResponse: "ScoreBatchResponse",
+    eval_api.Benchmark: "Benchmark",
+    eval_api.RegisterBenchmarkRequest: "RegisterBenchmarkRequest",
+    eval_api.ListBenchmarksResponse: "ListBenchmarksResponse",
+    eval_api.ModelCandidate: "ModelCandidate",
+    eval_api.AgentCandidate: "AgentCandidate",
+    eval_api.BenchmarkConfig: "BenchmarkConfig",
+    eval_api.RunEvalRequest: "RunEvalRequest",
+    eval_api.EvaluateRowsRequest: "EvaluateRowsRequest",
+    eval_api.EvaluateResponse: "EvaluateResponse",
+    eval_api.Job: "Job",
 }
 
 # Type aliases (unions) -> the contract schema they follow.
@@ -164,6 +186,7 @@ UNION_NAMES: list[tuple[Any, str]] = [
     (datasetio.DataSource, "DataSource"),
     (scoring.ParamType, "ParamType"),
     (scoring.ScoringFnParams, "ScoringFnParams"),
+    (eval_api.EvalCandidate, "EvalCandidate"),
 ]
 
 # Enums -> the contract's enum (a schema, or "Schema.prop" for an inline one).
@@ -186,6 +209,7 @@ ENUM_NAMES: list[tuple[type, str]] = [
     (datasetio.DatasetPurpose, "Dataset.purpose"),
     (scoring.AggregationFunctionType, "AggregationFunctionType"),
     (scoring.ScoringFnParamsType, "ScoringFnParamsType"),
+    (eval_api.JobStatus, "Job.status"),
 ]
 
 # Fields we add to a contract schema, and why.

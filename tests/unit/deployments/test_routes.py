@@ -14,6 +14,14 @@ from tests import contract
 
 # Routes that must be served: those of every API implemented so far.
 REQUIRED = {
+    ("GET", "/v1/eval/benchmarks"),
+    ("POST", "/v1/eval/benchmarks"),
+    ("GET", "/v1/eval/benchmarks/{}"),
+    ("POST", "/v1/eval/benchmarks/{}/jobs"),
+    ("GET", "/v1/eval/benchmarks/{}/jobs/{}"),
+    ("DELETE", "/v1/eval/benchmarks/{}/jobs/{}"),
+    ("GET", "/v1/eval/benchmarks/{}/jobs/{}/result"),
+    ("POST", "/v1/eval/benchmarks/{}/evaluations"),
     ("GET", "/v1/scoring-functions"),
     ("POST", "/v1/scoring-functions"),
     ("GET", "/v1/scoring-functions/{}"),
