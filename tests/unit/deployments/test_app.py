@@ -31,6 +31,7 @@ def test_graph_of_local_distribution():
         "telemetry",
         "datasetio",
         "scoring",
+        "eval",
         "model-transformers",
         "model-sentence-transformers",
         "vector-io",
@@ -48,6 +49,7 @@ def test_graph_of_local_distribution():
         "telemetry",
         "datasetio",
         "scoring",
+        "eval",
     ):
         assert deps[name].ray_actor_options["num_cpus"] == 0
     # Embedded databases own their files in one process, with no CPU or GPU reserved.
@@ -74,6 +76,7 @@ def test_edges_follow_the_graph():
         "telemetry",
         "datasetio",
         "scoring",
+        "eval",
     }
     assert set(servers) == models
     _, api, calls, servers = deps["vector-io"].init_args

@@ -38,6 +38,7 @@ def test_local_distribution_loads():
         Api.telemetry,
         Api.datasetio,
         Api.scoring,
+        Api.eval,
     ]
     assert [p.provider_type for p in config.providers_of(Api.datasetio)] == [
         "inline::localfs",
@@ -308,5 +309,7 @@ def test_fields_this_version_does_not_act_on_are_refused(section, field):
 
 
 def test_an_api_without_a_router_is_refused():
-    with pytest.raises(ConfigError, match=r"apis\[1\]: eval is not served by this version"):
-        parse_config(dict(MINIMAL, apis=["inference", "eval"]))
+    with pytest.raises(
+        ConfigError, match=r"apis\[1\]: post_training is not served by this version"
+    ):
+        parse_config(dict(MINIMAL, apis=["inference", "post_training"]))
