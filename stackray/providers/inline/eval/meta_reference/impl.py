@@ -2,7 +2,7 @@
 
 `run_eval` records a job and runs it in this replica: the benchmark's dataset rows (the
 first `num_examples`) are asked of the candidate, at most `max_concurrency` at once, and
-each finished row (its answer, or its error) is stored as it finishes. When every row is
+the finished rows (each one's answer, or its error) are stored every `heartbeat_s`. When every row is
 done, the rows that have an answer are scored through the Scoring API and the result is
 stored with the job. The job's status, progress (rows done / total, rows/s) and result
 are in the store, so any replica answers for any job and a restart finds them.
@@ -11,7 +11,8 @@ A running job records its progress every `heartbeat_s`, and then looks whether i
 cancelled (by any replica): a cancel stops its work within that interval. A job whose
 progress is older than `stale_after_s` has lost its replica; a replica that starts, and
 each replica every few heartbeats, claims such a job (one claim per stale heartbeat, so
-one replica wins) and resumes it from its finished rows.
+one replica wins) and resumes it from its stored rows (rows finished in the last
+heartbeat before a crash are asked again).
 
 A row whose generation fails is recorded as failed with its error, in the job's result
 too (``generations[i]["error"]``, and a null score in each function's ``score_rows``); the
@@ -200,9 +201,11 @@ class MetaReferenceEval:
         config = BenchmarkConfig.model_validate(doc["config"])
         rows = await self._dataset_rows(benchmark, config)
         done = {
-            d["row_index"]: d
+            record["row_index"]: record
             for d in self.rows.query({"job_id": job_id}, order_by="row_index", desc=False)[0]
+            for record in d["records"]
         }
+        pending: list[dict[str, Any]] = []
         started = time.monotonic()
         before = len(done)
         self._update(
@@ -215,12 +218,13 @@ class MetaReferenceEval:
         generator = Generator(config.eval_candidate, self.deps)
         await generator.start()
         heartbeat = asyncio.get_running_loop().create_task(
-            self._heartbeat(job_id, done, before, started, asyncio.current_task())
+            self._heartbeat(job_id, done, pending, before, started, asyncio.current_task())
         )
         try:
-            await self._generate(job_id, generator, rows, done)
+            await self._generate(job_id, generator, rows, done, pending)
         finally:
             heartbeat.cancel()
+            self._flush(job_id, pending)
             await generator.close()
         finished = self.jobs.get(job_id)
         if finished is None or finished["status"] == JobStatus.cancelled.value:
@@ -251,12 +255,13 @@ class MetaReferenceEval:
         generator: Generator,
         rows: list[dict[str, Any]],
         done: dict[int, dict[str, Any]],
+        pending: list[dict[str, Any]],
     ) -> None:
         gate = asyncio.Semaphore(self.config.max_concurrency)
 
         async def one(index: int) -> None:
             async with gate:
-                record = {"job_id": job_id, "row_index": index}
+                record: dict[str, Any] = {"row_index": index}
                 try:
                     record["generation"] = await generator.generate(rows[index])
                 except RowError as e:
@@ -265,21 +270,36 @@ class MetaReferenceEval:
                     raise
                 except Exception as exc:
                     record["error"] = f"row {index}: {to_stack_error(exc).message}"
-                self.rows.put(f"{job_id}:{index}", record)
+                pending.append(record)
                 done[index] = record
 
         await asyncio.gather(*(one(i) for i in range(len(rows)) if i not in done))
+
+    def _flush(self, job_id: str, pending: list[dict[str, Any]]) -> None:
+        """Store the rows finished since the last flush, as one document (one write per
+        heartbeat, not per row: a row costs no store round trip of its own)."""
+        if not pending:
+            return
+        records = list(pending)
+        pending.clear()
+        first = min(r["row_index"] for r in records)
+        self.rows.put(
+            f"{job_id}:{uuid.uuid4().hex}",
+            {"job_id": job_id, "row_index": first, "records": records},
+        )
 
     async def _heartbeat(
         self,
         job_id: str,
         done: dict[int, Any],
+        pending: list[dict[str, Any]],
         before: int,
         started: float,
         runner: asyncio.Task[Any] | None,
     ) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_s)
+            self._flush(job_id, pending)
             doc = self.jobs.get(job_id)
             if doc is None or doc["status"] == JobStatus.cancelled.value:
                 if runner is not None:
