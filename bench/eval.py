@@ -106,10 +106,19 @@ def run(rows: int, concurrency: int, local_model: bool) -> dict[str, Any]:
                 ).raise_for_status()
                 sampling = {"strategy": {"type": "greedy"}, "max_tokens": 16}
                 candidate = {"type": "model", "model": model, "sampling_params": sampling}
-                # Warm up: one row each way.
+                # Warm up: one row each way (the eval replica's own inference router and
+                # its connection to the backend, the gateway's, the scoring replica).
                 http.post(
                     "/v1/inference/chat-completion",
                     json={"model_id": model, "messages": [{"role": "user", "content": "hi"}]},
+                ).raise_for_status()
+                http.post(
+                    "/v1/eval/benchmarks/bench/evaluations",
+                    json={
+                        "input_rows": data[:8],
+                        "scoring_functions": ["basic::subset_of"],
+                        "benchmark_config": {"eval_candidate": candidate, "scoring_params": {}},
+                    },
                 ).raise_for_status()
 
                 t0 = time.perf_counter()
@@ -163,7 +172,7 @@ def run(rows: int, concurrency: int, local_model: bool) -> dict[str, Any]:
 def main() -> int:
     parser = c.base_parser(__doc__ or "")
     parser.add_argument("--rows", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--local-model", action="store_true")
     args = parser.parse_args()
     out = run(args.rows, args.concurrency, args.local_model)
