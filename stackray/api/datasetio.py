@@ -87,8 +87,8 @@ class PaginatedResponse(ApiModel):
 class DatasetIOProvider(Protocol):
     """Reads the rows of a dataset's source.
 
-    The router owns the dataset registry and the rows appended to a dataset (kept in the
-    metadata store, so every replica sees them); a provider reads the source itself.
+    The router owns the dataset registry and checks rows against the dataset's purpose; a
+    provider reads the source and keeps the appended rows.
     """
 
     async def register_dataset(self, dataset: Dataset) -> Dataset:
@@ -98,5 +98,10 @@ class DatasetIOProvider(Protocol):
     async def unregister_dataset(self, dataset: Dataset) -> None: ...
 
     async def read_rows(self, dataset: Dataset) -> list[dict[str, Any]]:
-        """Every row of the dataset's source, in order."""
+        """Every row of the dataset: its source's, then the appended ones, in order."""
+        ...
+
+    async def append_rows(self, dataset: Dataset, rows: list[dict[str, Any]]) -> None:
+        """Keep `rows` after the dataset's rows (in the provider's store: every replica
+        reads them, and they survive a restart)."""
         ...
