@@ -489,3 +489,34 @@ def test_config_datasets_are_validated_at_load(tmp_path):
     }
     with pytest.raises(ConfigError, match="needs the datasetio API"):
         parse_config(unserved)
+
+
+def test_allowed_dirs_and_the_size_limit_are_honoured(tmp_path):
+    allowed, other = tmp_path / "allowed", tmp_path / "other"
+    allowed.mkdir()
+    other.mkdir()
+    (allowed / "qa.csv").write_bytes(CSV)
+    (other / "qa.csv").write_bytes(CSV)
+    (allowed / "big.csv").write_bytes(CSV * 20)
+    config = stack_config(tmp_path)
+    config["providers"]["datasetio"][0]["config"] = {
+        "allowed_dirs": [str(allowed)],
+        "max_download_bytes": len(CSV) * 10,
+    }
+    c = Clients(config)
+    try:
+        register(c, str(allowed / "qa.csv"), "inside")
+        assert all_rows(c, "inside") == QA
+        for uri, why in (
+            (str(other / "qa.csv"), "outside the directories"),
+            (str(allowed / ".." / "other" / "qa.csv"), "outside the directories"),
+            (str(allowed / "big.csv"), "reads at most"),
+            (data_uri("text/csv", CSV * 20), "reads at most"),
+        ):
+            r = c.http.post(
+                "/v1/datasets",
+                json={"purpose": "eval/question-answer", "source": {"type": "uri", "uri": uri}},
+            )
+            assert r.status_code == 400 and why in error_of(r)["message"], uri
+    finally:
+        c.close()
