@@ -361,3 +361,39 @@ def test_config_benchmarks_are_registered_at_start(model, tmp_path):
     unserved["apis"] = ["inference", "datasetio", "scoring"]
     with pytest.raises(ConfigError, match="needs the eval API"):
         parse_config(unserved)
+
+
+def test_an_agent_candidate_answers_each_row_in_a_session_of_its_own(model, tmp_path):
+    config = stack_config(model, tmp_path)
+    config["apis"].append("agents")
+    config["providers"]["agents"] = [
+        {"provider_id": "meta-reference", "provider_type": "inline::meta-reference"}
+    ]
+    c = Clients(config)
+    try:
+        setup_benchmark(c, ROWS[:2], bench="agentic")
+        agent = {
+            "type": "agent",
+            "config": {"model": MODEL, "instructions": "You answer with the city."},
+        }
+        result = c.llama.eval.evaluate_rows(
+            benchmark_id="agentic",
+            input_rows=ROWS[:2],
+            scoring_functions=["basic::subset_of"],
+            benchmark_config={"eval_candidate": agent, "scoring_params": {}},
+        )
+        assert [g["generated_answer"] for g in result.generations] == [
+            "echo: say paris",
+            "echo: say rome",
+        ]
+        # The agent's instructions went first, each row in its own session.
+        assert all(
+            ch["messages"][0]["content"] == "You answer with the city." for ch in model.chats
+        )
+        assert all(
+            len([m for m in ch["messages"] if m["role"] == "user"]) == 1 for ch in model.chats
+        )
+        # The agent made for the evaluation is gone afterwards.
+        assert c.http.get("/v1/agents").json()["data"] == []
+    finally:
+        c.close()
