@@ -160,11 +160,9 @@ class HuggingfaceDatasetIO:
 
 
 def _endpoint() -> str:
-    try:
-        from datasets import config
-    except ImportError:
-        return "https://huggingface.co"
-    return str(config.HF_ENDPOINT)
+    # What the `datasets` library reads (its `config.HF_ENDPOINT`), without importing it:
+    # a timed-out load may still be importing it in its thread, holding the import lock.
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
 def _reason(exc: Exception) -> str:
