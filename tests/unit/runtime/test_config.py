@@ -36,7 +36,20 @@ def test_local_distribution_loads():
         Api.tool_runtime,
         Api.agents,
         Api.telemetry,
+        Api.datasetio,
+        Api.scoring,
+        Api.eval,
     ]
+    assert [p.provider_type for p in config.providers_of(Api.datasetio)] == [
+        "inline::localfs",
+        "remote::huggingface",
+    ]
+    assert [p.provider_type for p in config.providers_of(Api.scoring)] == [
+        "inline::basic",
+        "inline::llm-as-judge",
+    ]
+    # The judge of the llm-as-judge functions is the default model.
+    assert config.providers_of(Api.scoring)[1].config == {"judge_model": "SmolLM2-135M-Instruct"}
     assert [p.provider_type for p in config.providers_of(Api.telemetry)] == [
         "inline::meta-reference"
     ]
@@ -296,8 +309,10 @@ def test_fields_this_version_does_not_act_on_are_refused(section, field):
 
 
 def test_an_api_without_a_router_is_refused():
-    with pytest.raises(ConfigError, match=r"apis\[1\]: eval is not served by this version"):
-        parse_config(dict(MINIMAL, apis=["inference", "eval"]))
+    with pytest.raises(
+        ConfigError, match=r"apis\[1\]: post_training is not served by this version"
+    ):
+        parse_config(dict(MINIMAL, apis=["inference", "post_training"]))
 
 
 def test_a_yaml_syntax_error_names_file_line_column_and_what_was_expected(tmp_path):
