@@ -193,6 +193,7 @@ KNOWN_DIFFERENCES = {
     ("body", "POST", "/v1/tool-runtime/invoke"): "kwargs defaults to {} (a tool without arguments)",
     ("body", "POST", "/v1/openai/v1/vector_stores"): "name is optional, as in OpenAI's API",
     ("body", "POST", "/v1/safety/run-shield"): "params defaults to {}",
+    ("body", "POST", "/v1/scoring/score-batch"): "save_results_dataset defaults to false",
     ("body", "POST", "/v1/openai/v1/vector_stores/{}/search"): "search_mode (newer releases)",
     (
         "body",
