@@ -97,6 +97,12 @@ SPECS: tuple[ProviderSpec, ...] = (
             ),
             ("watsonx", "WatsonXInferenceAdapter", "WatsonXConfig", "IBM watsonx.ai."),
             (
+                "gemini",
+                "GeminiInferenceAdapter",
+                "GeminiConfig",
+                "Google's Gemini API (generateContent, with tool use and streaming).",
+            ),
+            (
                 "anthropic",
                 "AnthropicInferenceAdapter",
                 "AnthropicConfig",

@@ -111,6 +111,7 @@ REMOTE_TYPES = {
     "remote::hf::endpoint",
     "remote::watsonx",
     "remote::anthropic",
+    "remote::gemini",
 }
 KEYLESS = {"remote::vllm", "remote::passthrough"}
 """Services usually reached without a key: a request without one is sent."""
