@@ -97,6 +97,18 @@ SPECS: tuple[ProviderSpec, ...] = (
             ),
             ("watsonx", "WatsonXInferenceAdapter", "WatsonXConfig", "IBM watsonx.ai."),
             (
+                "databricks",
+                "DatabricksInferenceAdapter",
+                "DatabricksImplConfig",
+                "Databricks Model Serving (its OpenAI-compatible routes).",
+            ),
+            (
+                "runpod",
+                "RunpodInferenceAdapter",
+                "RunpodImplConfig",
+                "A RunPod serverless endpoint with OpenAI's API.",
+            ),
+            (
                 "gemini",
                 "GeminiInferenceAdapter",
                 "GeminiConfig",
