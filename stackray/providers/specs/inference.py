@@ -97,6 +97,24 @@ SPECS: tuple[ProviderSpec, ...] = (
             ),
             ("watsonx", "WatsonXInferenceAdapter", "WatsonXConfig", "IBM watsonx.ai."),
             (
+                "databricks",
+                "DatabricksInferenceAdapter",
+                "DatabricksImplConfig",
+                "Databricks Model Serving (its OpenAI-compatible routes).",
+            ),
+            (
+                "runpod",
+                "RunpodInferenceAdapter",
+                "RunpodImplConfig",
+                "A RunPod serverless endpoint with OpenAI's API.",
+            ),
+            (
+                "gemini",
+                "GeminiInferenceAdapter",
+                "GeminiConfig",
+                "Google's Gemini API (generateContent, with tool use and streaming).",
+            ),
+            (
                 "anthropic",
                 "AnthropicInferenceAdapter",
                 "AnthropicConfig",

@@ -237,3 +237,23 @@ def test_key_value_stores_without_sql_are_refused_naming_the_field(tmp_path, kin
 def test_server_host_null_is_every_interface(tmp_path):
     config = parse_config(stack(tmp_path, server={"port": 8321, "host": None}), env={})
     assert (config.server.host, config.server.port) == ("0.0.0.0", 8321)
+
+
+def test_a_llama_stack_external_provider_spec_is_named_in_the_refusal(tmp_path):
+    specs = tmp_path / "providers.d" / "remote" / "inference"
+    specs.mkdir(parents=True)
+    (specs / "custom_ollama.yaml").write_text(
+        "adapter:\n  adapter_type: custom_ollama\n  module: llama_stack_ollama_provider\n"
+        "  config_class: llama_stack_ollama_provider.config.OllamaImplConfig\n"
+        "api_dependencies: []\n"
+    )
+    data = stack(tmp_path, external_providers_dir=str(tmp_path / "providers.d"))
+    data["providers"]["inference"].append(
+        {"provider_id": "custom", "provider_type": "remote::custom_ollama", "config": {}}
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, env={})
+    message = str(err.value)
+    assert "providers.inference[1]: unknown provider_type 'remote::custom_ollama'" in message
+    assert "custom_ollama.yaml is a Llama Stack external provider spec" in message
+    assert "`module:`" in message

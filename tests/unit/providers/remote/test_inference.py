@@ -111,6 +111,9 @@ REMOTE_TYPES = {
     "remote::hf::endpoint",
     "remote::watsonx",
     "remote::anthropic",
+    "remote::gemini",
+    "remote::databricks",
+    "remote::runpod",
 }
 KEYLESS = {"remote::vllm", "remote::passthrough"}
 """Services usually reached without a key: a request without one is sent."""
@@ -173,7 +176,9 @@ def test_configs_forbid_unknown_fields_and_hide_secrets(provider_type):
         assert secrets == []
         return
     assert len(secrets) == 1
-    required: dict[str, str] = {"url": "http://x"} if provider_type in KEYLESS else {}
+    required: dict[str, str] = (
+        {"url": "http://x"} if provider_type in KEYLESS | {"remote::databricks"} else {}
+    )
     required |= {
         "remote::hf::serverless": {"huggingface_repo": "org/m"},
         "remote::hf::endpoint": {"endpoint_name": "org/e"},
