@@ -137,7 +137,10 @@ def build_app_from_config(
 
     from stackray.deployments.api import ApiDeployment
     from stackray.deployments.provider import ProviderDeployment
+    from stackray.runtime.auth import harden_raw_config
 
+    # Replicas get the config as Serve arguments: api keys travel as their hashes only.
+    raw = harden_raw_config(raw, stack.server.auth)
     gpus = cluster_has_gpus() if gpus is None else gpus
     if host_checks:
         check_hosts(stack, cluster_gpu_count())

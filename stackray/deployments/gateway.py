@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from stackray import __version__
 from stackray.api.datatypes import Api
 from stackray.api.errors import (
+    AuthenticationError,
     BadRequestError,
     MethodNotAllowedError,
     NotFoundError,
@@ -36,10 +37,19 @@ from stackray.api.inspect import (
     VersionInfo,
 )
 from stackray.deployments.routes import RouteBuilder, json_response
-from stackray.runtime import telemetry
+from stackray.runtime import redaction, telemetry
+from stackray.runtime.auth import (
+    FAILED,
+    PUBLIC_PATHS,
+    Authenticator,
+    bearer_token,
+    build_authenticator,
+)
 from stackray.runtime.calls import ApiClient
 from stackray.runtime.config import StackConfig
 from stackray.runtime.errors import to_stack_error
+from stackray.runtime.quota import QuotaCounter
+from stackray.runtime.redaction import redact, redact_text
 from stackray.runtime.request_context import (
     PROVIDER_DATA_HEADER,
     RequestContext,
@@ -51,7 +61,6 @@ from stackray.runtime.routers import owner
 logger = logging.getLogger("stackray.gateway")
 
 HEALTH_TIMEOUT_S = 5.0
-_SECRET_WORDS = ("key", "token", "password", "secret", "credential")
 
 
 _json = json_response
@@ -59,10 +68,13 @@ _json = json_response
 
 def error_body(err: StackError) -> dict[str, Any]:
     # `error` is what OpenAI clients read; `detail` is what Llama Stack clients print.
+    # A provider's error may quote what it was sent (a key): secrets are masked.
     body = err.to_dict()
+    message = redact_text(err.message)
+    body["message"] = message
     if err.field is not None:
         body["param"] = err.field
-    return {"error": body, "detail": err.message}
+    return {"error": body, "detail": message}
 
 
 def error_response(err: StackError) -> JSONResponse:
@@ -89,16 +101,6 @@ def log_request_error(method: str, path: str, err: StackError, status: int | Non
         err.error_type,
         err.message,
     )
-
-
-def _redact(value: Any, key: str = "") -> Any:
-    if isinstance(value, dict):
-        return {k: _redact(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v, key) for v in value]
-    if value and isinstance(value, str) and any(w in key.lower() for w in _SECRET_WORDS):
-        return "********"
-    return value
 
 
 async def _sse(first: Any, rest: AsyncIterator[Any], openai: bool) -> AsyncIterator[bytes]:
@@ -208,17 +210,68 @@ def _validation_error(exc: RequestValidationError) -> tuple[BadRequestError, dic
     return err, body
 
 
-class RequestContextMiddleware:
-    """Builds the `RequestContext` of each HTTP request from its headers (pure ASGI, so
-    the context variable it sets is visible to the endpoint)."""
+def _unauthenticated(presented: bool) -> JSONResponse:
+    # RFC 6750: a challenge naming the scheme; `invalid_token` when one was presented.
+    # The body says the same whatever failed (unknown key, expiry, signature ...).
+    challenge = 'Bearer realm="llama-stack"'
+    if presented:
+        challenge += ', error="invalid_token"'
+    return JSONResponse(
+        status_code=401,
+        content=error_body(AuthenticationError(FAILED)),
+        headers={"WWW-Authenticate": challenge},
+    )
 
-    def __init__(self, app: Any) -> None:
+
+def _route_path(scope: Any) -> str:
+    # Under a Serve route prefix the path may carry it (`root_path`): the routes do not.
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", "") or "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
+class RequestContextMiddleware:
+    """Authenticates each HTTP request (when the stack has `server.auth`) and builds its
+    `RequestContext` from its headers and caller (pure ASGI, so the context variable it
+    sets is visible to the endpoint and travels with every call it makes)."""
+
+    def __init__(
+        self,
+        app: Any,
+        authenticator: Authenticator | None = None,
+        quota: QuotaCounter | None = None,
+    ) -> None:
         self.app = app
+        self.authenticator = authenticator
+        self.quota = quota
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        user = None
+        public = _route_path(scope) in PUBLIC_PATHS
+        if self.authenticator is not None and not public:
+            presented = bearer_token(scope)
+            if presented is None:
+                await _unauthenticated(False)(scope, receive, send)
+                return
+            try:
+                user = await self.authenticator.authenticate(presented, scope)
+            except Exception as exc:
+                reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+                logger.info("refused %s %s: %s", scope.get("method"), scope.get("path"), reason)
+                await _unauthenticated(True)(scope, receive, send)
+                return
+            telemetry.tag_caller(user)
+        if self.quota is not None and not public:
+            client = scope.get("client")
+            caller = user.principal if user else (client[0] if client else "unknown")
+            try:
+                await asyncio.to_thread(self.quota.check, caller, user is not None)
+            except Exception as exc:  # over quota (429), or the store is down (503)
+                await error_response(to_stack_error(exc))(scope, receive, send)
+                return
         header = None
         wanted = PROVIDER_DATA_HEADER.lower().encode()
         for name, value in scope.get("headers", ()):
@@ -226,7 +279,7 @@ class RequestContextMiddleware:
                 header = value.decode("latin-1")
                 break
         try:
-            ctx = RequestContext(provider_data=parse_provider_data(header))
+            ctx = RequestContext(provider_data=parse_provider_data(header), user=user)
         except StackError as err:
             await error_response(err)(scope, receive, send)
             return
@@ -244,11 +297,17 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
     for name, client in clients.items():
         if not isinstance(client, ApiClient):
             raise TypeError(f"the gateway calls APIs through ApiClients; {name} is {client!r}")
+    redaction.install(stack)
     b = dict(clients)
     served = set(stack.apis)
     route_apis: dict[str, Api] = {}
 
-    app.add_middleware(RequestContextMiddleware)
+    quota = stack.server.quota
+    app.add_middleware(
+        RequestContextMiddleware,
+        authenticator=build_authenticator(stack.server.auth),
+        quota=QuotaCounter(quota) if quota is not None else None,
+    )
     app.add_middleware(telemetry.TracingMiddleware)
 
     @app.exception_handler(StackError)
@@ -361,7 +420,7 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
                         api=api.value,
                         provider_id=p.provider_id,
                         provider_type=p.provider_type,
-                        config=_redact(p.config),
+                        config=redact(p.config),
                         health={"status": "OK"},
                     )
                 )

@@ -25,9 +25,11 @@ from pydantic import (
 
 from stackray.api.datatypes import Api
 from stackray.api.errors import ConfigError
+from stackray.runtime.auth import AuthConfig
 from stackray.runtime.config_errors import format_validation_error
 from stackray.runtime.envsubst import interpolate
 from stackray.runtime.provider_config import validate_providers
+from stackray.runtime.quota import QuotaConfig
 from stackray.runtime.storage import SqliteStoreConfig, StoreConfig
 
 DEFAULT_PORT = 8321
@@ -159,24 +161,6 @@ class ToolGroupInput(_Strict):
     mcp_endpoint: dict[str, Any] | None = Field(default=None, description="{uri} of an MCP server.")
 
 
-class AuthConfig(_Strict):
-    provider_type: str = Field(description="Authentication provider type.")
-    config: dict[str, Any] = Field(default_factory=dict, description="Its settings.")
-
-
-class QuotaConfig(_Strict):
-    """Llama Stack 0.2.12's per-client request quotas (`server.quota`)."""
-
-    kvstore: dict[str, Any] = Field(description="Store of the request counts.")
-    anonymous_max_requests: int = Field(
-        default=100, description="Requests an unauthenticated client may make per period."
-    )
-    authenticated_max_requests: int = Field(
-        default=1000, description="Requests an authenticated client may make per period."
-    )
-    period: Literal["day"] = Field(default="day", description="The quota period.")
-
-
 LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET")
 
 LOG_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -241,10 +225,13 @@ class ServerConfig(_Strict):
     tls_certfile: str | None = Field(default=None, description="TLS certificate file.")
     tls_keyfile: str | None = Field(default=None, description="TLS key file.")
     tls_cafile: str | None = Field(default=None, description="TLS CA file.")
-    auth: AuthConfig | None = Field(default=None, description="Authentication of requests.")
+    auth: AuthConfig | None = Field(
+        default=None,
+        description="Authentication of requests and access rules of resources (docs/security.md).",
+    )
     disable_ipv6: bool = Field(default=False, description="Bind IPv4 only.")
     quota: QuotaConfig | None = Field(
-        default=None, description="Per-client request quotas (Llama Stack 0.2.12); refused here."
+        default=None, description="Requests per period per caller (docs/security.md)."
     )
 
     @field_validator("host", mode="before")
@@ -424,26 +411,14 @@ class StackConfig(_Strict):
     @model_validator(mode="after")
     def _nothing_parsed_and_ignored(self) -> StackConfig:
         """Fields of Llama Stack's run config that this version does not act on are
-        refused, naming the field: accepted and ignored, auth would be a security trap."""
+        refused, naming the field: accepted and ignored, TLS would be a security trap."""
         server = self.server
-        if server.auth is not None:
-            raise ValueError(
-                "server.auth: authentication is not implemented in this version; remove "
-                "the field (requests would not be authenticated) and put the stack behind "
-                "an authenticating proxy"
-            )
         for name in ("tls_certfile", "tls_keyfile", "tls_cafile"):
             if getattr(server, name) is not None:
                 raise ValueError(
                     f"server.{name}: TLS is not terminated by this version; remove the field "
                     "and terminate TLS in front of the stack (load balancer, ingress)"
                 )
-        if server.quota is not None:
-            raise ValueError(
-                "server.quota: request quotas are not implemented in this version; remove "
-                "the field (requests would not be limited) and limit requests in front of "
-                "the stack"
-            )
         if server.disable_ipv6 and ":" in server.host:
             raise ValueError(
                 f"server.disable_ipv6: the server binds {server.host!r}, an IPv6 address; "

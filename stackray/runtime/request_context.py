@@ -9,12 +9,28 @@ from __future__ import annotations
 
 import json
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackray.api.errors import BadRequestError
 
 PROVIDER_DATA_HEADER = "X-LlamaStack-Provider-Data"
+
+
+@dataclass(frozen=True)
+class User:
+    """The authenticated caller: a principal and the attributes access rules read
+    (``{"roles": [...], "teams": [...], ...}``), as Llama Stack 0.2.12's `User`."""
+
+    principal: str
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"principal": self.principal, "attributes": self.attributes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> User:
+        return cls(principal=str(data["principal"]), attributes=dict(data.get("attributes") or {}))
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,9 @@ class RequestContext:
     """W3C `tracestate` travelling with `traceparent`."""
     sent_at: float | None = None
     """Wall-clock time (Unix seconds) the caller sent this call; the callee's queue time."""
+    user: User | None = None
+    """The authenticated caller (None when the stack has no `server.auth`): every router
+    checks its access to each resource against it, in whichever deployment it runs."""
 
 
 request_context_var: ContextVar[RequestContext | None] = ContextVar(
@@ -42,6 +61,13 @@ provider_data_var: ContextVar[dict[str, Any] | None] = ContextVar(
 
 def current_provider_data() -> dict[str, Any] | None:
     return provider_data_var.get()
+
+
+def current_user() -> User | None:
+    """The caller of the request being served; None without authentication (or outside
+    a request: start-up registration of the run config's resources)."""
+    ctx = request_context_var.get()
+    return ctx.user if ctx is not None else None
 
 
 def parse_provider_data(header: str | None) -> dict[str, Any] | None:

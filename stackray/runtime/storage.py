@@ -494,6 +494,11 @@ class KVStore(Protocol):
         """Store `value` only if `key` is absent; True if stored. Atomic across replicas."""
         ...
 
+    def increment(self, key: str, expires_at: datetime | None = None) -> int:
+        """Add one to the counter at `key` (starting at 1, expiring at `expires_at`) and
+        return it. Atomic across replicas."""
+        ...
+
     def delete(self, key: str) -> bool:
         """Remove `key`; True if it was present."""
         ...
@@ -566,6 +571,15 @@ class _KVStoreBase:
         n = len(self._prefix)
         return [(key[n:], value) for key, value in self._list(self._prefix + prefix)]
 
+    def increment(self, key: str, expires_at: datetime | None = None) -> int:
+        """Add one to the counter at `key` (absent or expired: start at 1, expiring at
+        `expires_at`) and return it; atomic across every replica."""
+        self._check(key)
+        return self._increment(self._prefix + key, expires_at)
+
+    def _increment(self, key: str, expires_at: datetime | None) -> int:
+        raise NotImplementedError
+
     def keys(self, prefix: str = "") -> builtins.list[str]:
         """The keys that start with `prefix`, sorted."""
         return [key for key, _ in self.list(prefix)]
@@ -637,6 +651,22 @@ class SqliteKVStore(_KVStoreBase):
             sql += f" WHERE {self._table}.expiration IS NOT NULL AND {self._table}.expiration <= ?"
             params += (now,)
         return self._backend.execute(sql, params) > 0
+
+    def _increment(self, key: str, expires_at: datetime | None) -> int:
+        t = self._table
+        expired = f"({t}.expiration IS NOT NULL AND {t}.expiration <= ?)"
+        sql = (
+            f"INSERT INTO {t} (key, value, expiration) VALUES (?, '1', ?) "
+            f"ON CONFLICT (key) DO UPDATE SET "
+            f"value = CASE WHEN {expired} THEN '1' "
+            f"ELSE CAST(CAST({t}.value AS INTEGER) + 1 AS TEXT) END, "
+            f"expiration = CASE WHEN {expired} THEN excluded.expiration ELSE {t}.expiration END "
+            "RETURNING value"
+        )
+        now = time.time()
+        params = (key, _epoch(expires_at), now, now)
+        rows = self._backend.run(lambda ex: ex.fetchall(sql, params), transaction=True)
+        return int(rows[0][0])
 
     def _delete(self, key: str) -> bool:
         def delete(ex: _Executor) -> bool:
@@ -716,6 +746,21 @@ class PostgresKVStore(_KVStoreBase):
                 f"AND {self._table}.expiration <= {self._NOW}"
             )
         return self._backend.execute(sql, (key, value, self._utc(expires_at))) > 0
+
+    def _increment(self, key: str, expires_at: datetime | None) -> int:
+        t = self._table
+        expired = f"({t}.expiration IS NOT NULL AND {t}.expiration <= {self._NOW})"
+        sql = (
+            f"INSERT INTO {t} (key, value, expiration) VALUES (?, '1', ?) "
+            f"ON CONFLICT (key) DO UPDATE SET "
+            f"value = CASE WHEN {expired} THEN '1' "
+            f"ELSE CAST(CAST({t}.value AS BIGINT) + 1 AS TEXT) END, "
+            f"expiration = CASE WHEN {expired} THEN EXCLUDED.expiration ELSE {t}.expiration END "
+            "RETURNING value"
+        )
+        params = (key, self._utc(expires_at))
+        rows = self._backend.run(lambda ex: ex.fetchall(sql, params), transaction=True)
+        return int(rows[0][0])
 
     def _delete(self, key: str) -> bool:
         rows = self._backend.fetchall(

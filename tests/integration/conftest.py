@@ -67,23 +67,34 @@ def stack_config(data_dir: Path, port: int) -> dict:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def serve_port() -> Iterator[int]:
+    """Ray and Serve for the session (one Serve HTTP port; each stack an application)."""
     import ray
     from ray import serve
 
-    from stackray.deployments.app import build_app, cluster_has_gpus
+    from stackray.deployments.app import cluster_has_gpus
 
-    data_dir = tmp_path_factory.mktemp("stack")
     port = free_port()
     ray.init(include_dashboard=False, num_cpus=4, log_to_driver=False)
     assert not cluster_has_gpus()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        yield port
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, serve_port: int) -> Iterator[Stack]:
+    from ray import serve
+
+    from stackray.deployments.app import build_app
+
+    data_dir = tmp_path_factory.mktemp("stack")
+    port = serve_port
     started = time.monotonic()
     raw = stack_config(data_dir, port)
     serve.run(build_app({"stack": raw}), name="stackray", route_prefix="/")
     print(f"stack ready in {time.monotonic() - started:.1f}s")
-    try:
-        yield Stack(f"http://127.0.0.1:{port}", data_dir)
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    yield Stack(f"http://127.0.0.1:{port}", data_dir)

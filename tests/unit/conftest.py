@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.mcp_server import MCPTestServer
+from tests.unit.support.identity_provider import IdentityProvider
 from tests.unit.support.remote_ollama_server import OLLAMA_MODELS, ollama_app
 from tests.unit.support.remote_servers import FakeService, openai_app
 from tests.unit.support.search_servers import search_app
@@ -63,3 +64,17 @@ def _search_service() -> Iterator[FakeService]:
 def search_server(_search_service: FakeService) -> FakeService:
     """Tavily, Brave, Bing and Wolfram|Alpha stand-ins, their records and failures cleared."""
     return _search_service.reset()
+
+
+@pytest.fixture(scope="session")
+def _identity_provider() -> Iterator[IdentityProvider]:
+    idp = IdentityProvider().start()
+    yield idp
+    idp.stop()
+
+
+@pytest.fixture()
+def idp(_identity_provider: IdentityProvider) -> IdentityProvider:
+    """An identity provider on loopback (JWKS, introspection, a custom auth endpoint),
+    its published keys and records reset."""
+    return _identity_provider.reset()

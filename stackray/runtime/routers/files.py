@@ -31,8 +31,11 @@ from stackray.api.files import (
     Order,
 )
 from stackray.providers.utils.files import DEFAULT_MAX_FILE_SIZE_BYTES, DEFAULT_TTL_SECONDS
+from stackray.runtime.access_control import OPEN_POLICY, AccessPolicy, Action
 from stackray.runtime.config import StackConfig
+from stackray.runtime.owned import OwnedDocuments, readable_page, stamp
 from stackray.runtime.resolver import build_providers
+from stackray.runtime.resources import access_policy
 from stackray.runtime.storage import DocumentStore
 
 logger = logging.getLogger("stackray.files")
@@ -81,6 +84,7 @@ class FilesRouter:
         max_file_size_bytes: int = DEFAULT_MAX_FILE_SIZE_BYTES,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
+        policy: AccessPolicy = OPEN_POLICY,
     ) -> None:
         if not providers:
             raise ConfigError("the files API needs a files provider")
@@ -90,6 +94,7 @@ class FilesRouter:
         self.max_file_size_bytes = max_file_size_bytes
         self.ttl_seconds = ttl_seconds
         self._clock = clock
+        self.access = OwnedDocuments(policy, "file")
 
     async def health(self) -> None:
         """Raises if this router cannot serve (its store is unreachable)."""
@@ -126,9 +131,7 @@ class FilesRouter:
         if doc is not None and self._expired(doc):
             await self._remove(doc)
             doc = None
-        if doc is None:
-            raise NotFoundError(f"file {file_id!r} not found", field="file_id")
-        return doc
+        return self.access.visible(doc, file_id, "file", "file_id")
 
     # ---- the API --------------------------------------------------------------------------
 
@@ -159,6 +162,7 @@ class FilesRouter:
                 field="file",
             )
         now = int(self._clock())
+        self.access.require_create("*")
         file = OpenAIFileObject(
             id=f"file-{uuid.uuid4().hex}",
             bytes=len(content),
@@ -169,7 +173,7 @@ class FilesRouter:
         )
         provider_id = self.upload_provider_id
         await self.providers[provider_id].put_content(file.id, bytes(content))
-        doc = file.model_dump(mode="json")
+        doc = stamp(file.model_dump(mode="json"))
         doc.update(
             provider_id=provider_id,
             content_type=guess_content_type(name, content_type),
@@ -209,7 +213,9 @@ class FilesRouter:
             ) from None
         checked_purpose = parse_purpose(purpose)
         where = {"purpose": checked_purpose.value} if checked_purpose else None
-        docs, has_more = self.store.query(
+        docs, has_more = readable_page(
+            self.store,
+            lambda d: self.access.readable(d, d["id"]),
             where,
             order_by="created_ns",
             desc=direction is Order.desc,
@@ -254,6 +260,7 @@ class FilesRouter:
 
     async def delete_file(self, file_id: str) -> OpenAIFileDeleteResponse:
         doc = await self._doc(file_id)
+        self.access.require(Action.delete, doc, file_id)
         await self._remove(doc)
         return OpenAIFileDeleteResponse(id=file_id, deleted=True)
 
@@ -300,4 +307,5 @@ async def build_router(
         upload_provider_id=first,
         max_file_size_bytes=getattr(config, "max_file_size_bytes", DEFAULT_MAX_FILE_SIZE_BYTES),
         ttl_seconds=getattr(config, "ttl_seconds", DEFAULT_TTL_SECONDS),
+        policy=access_policy(stack),
     )

@@ -44,6 +44,8 @@ from stackray.api.models import (
     RegisterModelRequest,
 )
 from stackray.runtime import telemetry
+from stackray.runtime.access_control import Action
+from stackray.runtime.owned import OwnedDocuments, readable_page, stamp, without_owner
 from stackray.runtime.resolver import build_providers
 from stackray.runtime.resources import ResourceRegistry, open_registry
 from stackray.runtime.storage import DocumentStore
@@ -66,6 +68,8 @@ class InferenceRouter:
         self.providers = providers
         self.registry = registry
         self.completions = completions
+        # Stored chat completions belong to the caller who made them.
+        self._completions_access = OwnedDocuments(registry.policy, "chat_completion")
 
     async def health(self) -> None:
         """Raises if this router cannot serve (its store is unreachable)."""
@@ -98,7 +102,7 @@ class InferenceRouter:
             model_type=request.model_type or ModelType.llm,
             metadata=request.metadata or {},
         )
-        existing = self.registry.get(Model, MODELS, model.identifier)
+        existing = self.registry.get_for_create(Model, MODELS, model.identifier)
         if existing is not None:
             if (existing.provider_id, existing.provider_resource_id, existing.model_type) == (
                 model.provider_id,
@@ -110,6 +114,7 @@ class InferenceRouter:
                 f"model {model.identifier!r} is already registered with provider {existing.provider_id!r} "
                 f"as {existing.provider_resource_id!r}; unregister it first"
             )
+        self.registry.require(Action.create, MODELS, model.identifier)
         registered = await self.providers[provider_id].register_model(model)
         if not self.registry.put_if_absent(MODELS, registered.identifier, registered):
             # Another replica registered it meanwhile: same model is fine, a different one conflicts.
@@ -118,6 +123,7 @@ class InferenceRouter:
 
     async def unregister_model(self, model_id: str) -> None:
         model = self.get_model(model_id)
+        self.registry.require(Action.delete, MODELS, model.identifier)
         provider = self.providers.get(model.provider_id)
         if provider is not None:
             await provider.unregister_model(model.provider_resource_id)
@@ -286,7 +292,7 @@ class InferenceRouter:
                 "input_messages": [m.model_dump() for m in request.messages],
             }
         )
-        doc = stored.model_dump(mode="json")
+        doc = stamp(stored.model_dump(mode="json"))
         self.completions.put(completion.id, doc)
 
     def list_chat_completions(
@@ -302,15 +308,22 @@ class InferenceRouter:
             raise BadRequestError(f"order must be 'asc' or 'desc', got {order!r}", field="order")
         if limit is not None and limit < 1:
             raise BadRequestError(f"limit must be at least 1, got {limit}", field="limit")
-        if after is not None and self.completions.get(after) is None:
+        access = self._completions_access
+        if after is not None and not access.readable(self.completions.get(after), after):
             raise NotFoundError(
                 f"chat completion {after!r} (the 'after' cursor) not found", field="after"
             )
         where = {"model": model} if model else {}
-        docs, has_more = self.completions.query(
-            where=where, order_by="created", desc=order == "desc", after=after, limit=limit
+        docs, has_more = readable_page(
+            self.completions,
+            lambda d: access.readable(d, d["id"]),
+            where,
+            order_by="created",
+            desc=order == "desc",
+            after=after,
+            limit=limit,
         )
-        data = [OpenAICompletionWithInputMessages.model_validate(d) for d in docs]
+        data = [OpenAICompletionWithInputMessages.model_validate(without_owner(d)) for d in docs]
         return ListOpenAIChatCompletionResponse(
             data=data,
             has_more=has_more,
@@ -320,11 +333,10 @@ class InferenceRouter:
 
     def get_chat_completion(self, completion_id: str) -> OpenAICompletionWithInputMessages:
         doc = self.completions.get(completion_id) if self.completions is not None else None
-        if doc is None:
-            raise NotFoundError(
-                f"chat completion {completion_id!r} not found", field="completion_id"
-            )
-        return OpenAICompletionWithInputMessages.model_validate(doc)
+        doc = self._completions_access.visible(
+            doc, completion_id, "chat completion", "completion_id"
+        )
+        return OpenAICompletionWithInputMessages.model_validate(without_owner(doc))
 
 
 def completion_from_chunks(chunks: list[OpenAIChatCompletionChunk]) -> OpenAIChatCompletion:

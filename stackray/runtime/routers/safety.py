@@ -32,6 +32,7 @@ from stackray.providers.inline.safety.llama_guard.categories import (
     OPENAI_CATEGORIES,
     moderation_categories,
 )
+from stackray.runtime.access_control import Action
 from stackray.runtime.resources import ResourceRegistry
 
 SHIELDS = "shields"
@@ -78,7 +79,7 @@ class SafetyRouter:
             provider_resource_id=request.provider_shield_id or request.shield_id,
             params=request.params,
         )
-        existing = self.registry.get(Shield, SHIELDS, shield.identifier)
+        existing = self.registry.get_for_create(Shield, SHIELDS, shield.identifier)
         if existing is not None:
             if (existing.provider_id, existing.provider_resource_id, existing.params or {}) == (
                 shield.provider_id,
@@ -90,6 +91,7 @@ class SafetyRouter:
                 f"shield {shield.identifier!r} is already registered with provider "
                 f"{existing.provider_id!r} as {existing.provider_resource_id!r}; unregister it first"
             )
+        self.registry.require(Action.create, SHIELDS, shield.identifier)
         registered: Shield = await self.providers[provider_id].register_shield(shield)
         if not self.registry.put_if_absent(SHIELDS, registered.identifier, registered):
             # Another replica registered it meanwhile: the same shield is fine, another conflicts.
@@ -110,6 +112,7 @@ class SafetyRouter:
 
     async def unregister_shield(self, identifier: str) -> None:
         shield = self.get_shield(identifier)
+        self.registry.require(Action.delete, SHIELDS, shield.identifier)
         provider = self.providers.get(shield.provider_id)
         if provider is not None:
             await provider.unregister_shield(shield)

@@ -34,6 +34,7 @@ from stackray.api.tools import (
     ToolGroup,
     ToolInvocationResult,
 )
+from stackray.runtime.access_control import Action
 from stackray.runtime.resources import ResourceRegistry
 
 logger = logging.getLogger("stackray.tool_runtime")
@@ -142,7 +143,7 @@ class ToolRuntimeRouter:
     async def register_tool_group(self, request: RegisterToolGroupRequest) -> ToolGroup:
         """Register a group and list its tools; registering it again refreshes them.
         A new group whose tools cannot be listed is not kept."""
-        new = self.registry.get(ToolGroup, TOOL_GROUPS, request.toolgroup_id) is None
+        new = self.registry.get_for_create(ToolGroup, TOOL_GROUPS, request.toolgroup_id) is None
         group = await self._register(request)
         try:
             await self._list_group(group)
@@ -163,7 +164,7 @@ class ToolRuntimeRouter:
             args=request.args,
         )
         self._check_group(group)
-        existing = self.registry.get(ToolGroup, TOOL_GROUPS, group.identifier)
+        existing = self.registry.get_for_create(ToolGroup, TOOL_GROUPS, group.identifier)
         if existing is not None:
             changed = (existing.provider_id, existing.mcp_endpoint) != (
                 group.provider_id,
@@ -217,6 +218,7 @@ class ToolRuntimeRouter:
 
     async def unregister_toolgroup(self, toolgroup_id: str) -> None:
         group = await self.get_tool_group(toolgroup_id)
+        self.registry.require(Action.delete, TOOL_GROUPS, group.identifier)
         self.registry.delete(TOOL_LISTINGS, group.identifier)
         self.registry.delete(TOOL_GROUPS, group.identifier)
 
@@ -292,7 +294,11 @@ class ToolRuntimeRouter:
         return ListToolsResponse(data=tools)
 
     async def get_tool(self, tool_name: str) -> Tool:
+        # Only the tools of groups the caller may read: listings are not owned themselves.
+        readable = {g.identifier for g in self.registry.list(ToolGroup, TOOL_GROUPS)}
         for listing in self.registry.list(ToolListing, TOOL_LISTINGS):
+            if listing.toolgroup_id not in readable:
+                continue
             for tool in listing.tools:
                 if tool.identifier == tool_name:
                     return tool

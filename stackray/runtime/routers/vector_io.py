@@ -33,6 +33,7 @@ from stackray.api.vector_io import (
     VectorDB,
 )
 from stackray.providers.utils.keyword import reciprocal_rank_fusion
+from stackray.runtime.access_control import Action
 from stackray.runtime.resolver import build_providers
 from stackray.runtime.resources import ResourceRegistry, open_registry
 from stackray.runtime.routers.vector_stores import VectorStoresMixin, open_vector_store_tables
@@ -263,7 +264,7 @@ class VectorIORouter(VectorStoresMixin):
             embedding_model=model.identifier,
             embedding_dimension=dimension,
         )
-        existing = self.registry.get(VectorDB, VECTOR_DBS, vector_db.identifier)
+        existing = self.registry.get_for_create(VectorDB, VECTOR_DBS, vector_db.identifier)
         if existing is not None:
             if existing == vector_db:
                 return existing
@@ -271,16 +272,18 @@ class VectorIORouter(VectorStoresMixin):
                 f"vector db {vector_db.identifier!r} is already registered with provider "
                 f"{existing.provider_id!r}, model {existing.embedding_model!r}; unregister it first"
             )
-        for other in self.registry.list(VectorDB, VECTOR_DBS):
+        # Every vector db counts, the caller's or not: two sharing an index would mix data.
+        for other in self.registry.list_all(VectorDB, VECTOR_DBS):
             if (other.provider_id, other.provider_resource_id) == (
                 vector_db.provider_id,
                 vector_db.provider_resource_id,
             ):
                 raise ConflictError(
-                    f"vector db {other.identifier!r} already uses {vector_db.provider_resource_id!r} "
+                    f"another vector db already uses {vector_db.provider_resource_id!r} "
                     f"on provider {provider_id!r}",
                     field="provider_vector_db_id",
                 )
+        self.registry.require(Action.create, VECTOR_DBS, vector_db.identifier)
         await self.providers[provider_id].register_vector_db(vector_db)
         if not self.registry.put_if_absent(VECTOR_DBS, vector_db.identifier, vector_db):
             return await self.register_vector_db(request)
@@ -300,6 +303,7 @@ class VectorIORouter(VectorStoresMixin):
 
     async def unregister_vector_db(self, vector_db_id: str) -> None:
         vector_db = self.get_vector_db(vector_db_id)
+        self.registry.require(Action.delete, VECTOR_DBS, vector_db.identifier)
         provider = self.providers.get(vector_db.provider_id)
         if provider is not None:
             await provider.unregister_vector_db(
@@ -307,8 +311,10 @@ class VectorIORouter(VectorStoresMixin):
             )
         self.registry.delete(VECTOR_DBS, vector_db.identifier)
 
-    def _route(self, vector_db_id: str) -> tuple[VectorDB, Any]:
+    def _route(self, vector_db_id: str, action: Action = Action.read) -> tuple[VectorDB, Any]:
         vector_db = self.get_vector_db(vector_db_id)
+        if action is not Action.read:  # writing chunks changes the vector db
+            self.registry.require(action, VECTOR_DBS, vector_db.identifier)
         provider = self.providers.get(vector_db.provider_id)
         if provider is None:
             raise BadRequestError(
@@ -347,7 +353,7 @@ class VectorIORouter(VectorStoresMixin):
     # ---- chunks ------------------------------------------------------------------------
 
     async def insert_chunks(self, request: InsertChunksRequest) -> None:
-        vector_db, provider = self._route(request.vector_db_id)
+        vector_db, provider = self._route(request.vector_db_id, Action.update)
         if len(request.chunks) > MAX_CHUNKS_PER_INSERT:
             raise BadRequestError(
                 f"{len(request.chunks)} chunks in one insert; at most {MAX_CHUNKS_PER_INSERT}",
@@ -393,7 +399,7 @@ class VectorIORouter(VectorStoresMixin):
 
     async def delete_chunks(self, vector_db_id: str, chunk_ids: list[str]) -> None:
         """Remove chunks by ``metadata['chunk_id']`` (for vector stores and re-ingestion)."""
-        vector_db, provider = self._route(vector_db_id)
+        vector_db, provider = self._route(vector_db_id, Action.update)
         if chunk_ids:
             await provider.delete_chunks(vector_db, chunk_ids)
 

@@ -46,6 +46,8 @@ from stackray.api.vector_stores import (
     VectorStoreSearchResponse,
     VectorStoreSearchResponsePage,
 )
+from stackray.runtime.access_control import Action
+from stackray.runtime.owned import readable_page
 from stackray.runtime.storage import DocumentStore
 
 _STATUSES = ("completed", "in_progress", "cancelled", "failed")
@@ -144,15 +146,27 @@ class VectorStoresMixin:
     _vs_stores: DocumentStore
     _vs_files: DocumentStore
     _files_api: Any
+    registry: Any  # the router's ResourceRegistry
+
+    def _readable_store(self, vector_store_id: str) -> bool:
+        # A vector store is reached exactly as its vector db (same id, owner recorded in
+        # the registry when it was created): one check, so the two APIs cannot disagree.
+        from stackray.api.vector_io import VectorDB
+
+        return self.registry.get(VectorDB, "vector_dbs", vector_store_id) is not None
 
     # ---- stores ---------------------------------------------------------------------
 
-    def _store_doc(self, vector_store_id: str) -> dict[str, Any]:
+    def _store_doc(self, vector_store_id: str, action: Action = Action.read) -> dict[str, Any]:
+        """The store's document when the caller may read it (404 like a missing id),
+        and may take `action` on it (403)."""
         doc = self._vs_stores.get(vector_store_id)
-        if doc is None:
+        if doc is None or not self._readable_store(vector_store_id):
             raise NotFoundError(
                 f"vector store {vector_store_id!r} not found", field="vector_store_id"
             )
+        if action is not Action.read:
+            self.registry.require(action, "vector_dbs", vector_store_id)
         return doc
 
     def _store_object(self, doc: dict[str, Any]) -> VectorStoreObject:
@@ -216,7 +230,15 @@ class VectorStoresMixin:
         after: str | None = None,
         before: str | None = None,
     ) -> VectorStoreListResponse:
-        docs, has_more = _page(self._vs_stores, {}, limit, order, after, before)
+        docs, has_more = _page(
+            self._vs_stores,
+            {},
+            limit,
+            order,
+            after,
+            before,
+            readable=lambda d: self._readable_store(d["id"]),
+        )
         data = [self._store_object(d) for d in docs]
         return VectorStoreListResponse(
             data=data,
@@ -231,7 +253,7 @@ class VectorStoresMixin:
     async def openai_update_vector_store(
         self, vector_store_id: str, request: OpenaiUpdateVectorStoreRequest
     ) -> VectorStoreObject:
-        doc = self._store_doc(vector_store_id)
+        doc = self._store_doc(vector_store_id, Action.update)
         for field in ("name", "expires_after", "metadata"):
             value = getattr(request, field)
             if value is not None:
@@ -304,8 +326,10 @@ class VectorStoresMixin:
 
     # ---- files ----------------------------------------------------------------------
 
-    def _file_doc(self, vector_store_id: str, file_id: str) -> dict[str, Any]:
-        self._store_doc(vector_store_id)
+    def _file_doc(
+        self, vector_store_id: str, file_id: str, action: Action = Action.read
+    ) -> dict[str, Any]:
+        self._store_doc(vector_store_id, action)
         doc = self._vs_files.get(_file_key(vector_store_id, file_id))
         if doc is None:
             raise NotFoundError(
@@ -355,7 +379,7 @@ class VectorStoresMixin:
     ) -> VectorStoreFileObject:
         """Attach a file; an unknown file id is a 404, or with `missing_fails` a file
         record with status failed (creating a store with `file_ids`)."""
-        self._store_doc(vector_store_id)
+        self._store_doc(vector_store_id, Action.update)
         files = self._require_files()
         key = _file_key(vector_store_id, request.file_id)
         try:
@@ -469,7 +493,7 @@ class VectorStoresMixin:
     async def openai_update_vector_store_file(
         self, vector_store_id: str, file_id: str, request: OpenaiUpdateVectorStoreFileRequest
     ) -> VectorStoreFileObject:
-        record = self._file_doc(vector_store_id, file_id)
+        record = self._file_doc(vector_store_id, file_id, Action.update)
         # Attributes are copied into every chunk's metadata (that is what filters match),
         # so changing them re-indexes the file.
         return await self.openai_attach_file_to_vector_store(
@@ -482,7 +506,7 @@ class VectorStoresMixin:
     async def openai_delete_vector_store_file(
         self, vector_store_id: str, file_id: str
     ) -> VectorStoreFileDeleteResponse:
-        record = self._file_doc(vector_store_id, file_id)
+        record = self._file_doc(vector_store_id, file_id, Action.update)
         if record.get("chunk_ids"):
             await self.delete_chunks(vector_store_id, record["chunk_ids"])  # type: ignore[attr-defined]
         self._vs_files.delete(record["key"])
@@ -532,18 +556,25 @@ def _page(
     order: str | None,
     after: str | None,
     before: str | None,
+    readable: Any = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     if order not in (None, "asc", "desc"):
         raise BadRequestError("order must be 'asc' or 'desc'", field="order")
     if limit is not None and not 1 <= limit <= 100:
         raise BadRequestError("limit must be between 1 and 100", field="limit")
     desc = order != "asc"
-    if before is not None:
-        docs, has_more = store.query(
-            where, order_by="created_at", desc=not desc, after=before, limit=limit
+
+    def query(desc: bool, after: str | None) -> tuple[list[dict[str, Any]], bool]:
+        if readable is None:
+            return store.query(where, order_by="created_at", desc=desc, after=after, limit=limit)
+        return readable_page(
+            store, readable, where, order_by="created_at", desc=desc, after=after, limit=limit
         )
+
+    if before is not None:
+        docs, has_more = query(not desc, before)
         return list(reversed(docs)), has_more
-    return store.query(where, order_by="created_at", desc=desc, after=after, limit=limit)
+    return query(desc, after)
 
 
 __all__ = ["VectorStoresMixin", "open_vector_store_tables"]

@@ -8,10 +8,12 @@ here; exporters are imported when their sink is configured.
 from stackray.runtime.telemetry.config import TelemetryConfig, TelemetrySink, telemetry_config
 from stackray.runtime.telemetry.tracing import (
     DEPLOYMENT_ATTR,
+    PRINCIPAL_ATTR,
     REPLICA_ATTR,
     ProviderCall,
     TracingMiddleware,
     activate,
+    caller_of,
     configure,
     configure_from,
     deployment_name,
@@ -26,17 +28,20 @@ from stackray.runtime.telemetry.tracing import (
     provider_call,
     shutdown,
     start_call_span,
+    tag_caller,
     trace_headers,
 )
 
 __all__ = [
     "DEPLOYMENT_ATTR",
+    "PRINCIPAL_ATTR",
     "REPLICA_ATTR",
     "ProviderCall",
     "TelemetryConfig",
     "TelemetrySink",
     "TracingMiddleware",
     "activate",
+    "caller_of",
     "configure",
     "configure_from",
     "deployment_name",
@@ -51,6 +56,7 @@ __all__ = [
     "provider_call",
     "shutdown",
     "start_call_span",
+    "tag_caller",
     "telemetry_config",
     "trace_headers",
 ]

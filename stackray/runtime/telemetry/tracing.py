@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -31,7 +32,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 
-from stackray.runtime.request_context import RequestContext
+from stackray.runtime.request_context import RequestContext, User, current_user
 from stackray.runtime.telemetry.config import TelemetryConfig, TelemetrySink, telemetry_config
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ logger = logging.getLogger("stackray.telemetry")
 
 DEPLOYMENT_ATTR = "stackray.deployment"
 REPLICA_ATTR = "stackray.replica"
+PRINCIPAL_ATTR = "stackray.principal"
+PRINCIPAL_ATTRIBUTES_ATTR = "stackray.principal_attributes"
 
 # Provider methods that serve a model: their calls are counted in the metrics.
 MODEL_METHODS = frozenset(
@@ -96,6 +99,9 @@ def serve_replica() -> tuple[str, str] | None:
 def configure(stack: StackConfig, deployment: str) -> None:
     """Set up this process's tracer, metrics and logs from the stack's telemetry config
     (idempotent; tracing stays off when the stack serves no telemetry API)."""
+    from stackray.runtime import redaction
+
+    redaction.install(stack)  # before anything logs: no record carries a secret
     configure_from(telemetry_config(stack), stack.data_dir, deployment)
 
 
@@ -229,11 +235,44 @@ def metrics() -> MetricsRecorder | None:
     return _state.metrics
 
 
-def _attributes(deployment: str | None) -> dict[str, Any]:
+def _attributes(deployment: str | None, user: User | None = None) -> dict[str, Any]:
     attrs: dict[str, Any] = {DEPLOYMENT_ATTR: deployment or _state.deployment}
     if _state.replica:
         attrs[REPLICA_ATTR] = _state.replica
+    attrs.update(caller_attributes(user if user is not None else current_user()))
     return attrs
+
+
+def caller_attributes(user: User | None) -> dict[str, str]:
+    """The span attributes naming the caller a span worked for: who may read the span
+    (`stackray.runtime.routers.telemetry`)."""
+    if user is None:
+        return {}
+    return {
+        PRINCIPAL_ATTR: user.principal,
+        PRINCIPAL_ATTRIBUTES_ATTR: json.dumps(user.attributes, sort_keys=True),
+    }
+
+
+def caller_of(attributes: dict[str, Any] | None) -> User | None:
+    """The caller recorded on a span by `caller_attributes` (None: no caller)."""
+    if not attributes or PRINCIPAL_ATTR not in attributes:
+        return None
+    try:
+        extra = json.loads(str(attributes.get(PRINCIPAL_ATTRIBUTES_ATTR) or "{}"))
+    except ValueError:
+        extra = {}
+    return User(str(attributes[PRINCIPAL_ATTR]), extra if isinstance(extra, dict) else {})
+
+
+def tag_caller(user: User | None) -> None:
+    """Name `user` on the current span (the gateway's request span, started before the
+    request was authenticated)."""
+    if user is None or _state.tracer is None:
+        return
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes({**caller_attributes(user), "enduser.id": user.principal})
 
 
 # ---- context across deployments ------------------------------------------------------------
@@ -316,7 +355,7 @@ def start_call_span(
         name,
         context=trace.set_span_in_context(NonRecordingSpan(parent)),
         kind=SpanKind.INTERNAL if colocated else SpanKind.SERVER,
-        attributes=_attributes(None if colocated else deployment),
+        attributes=_attributes(None if colocated else deployment, ctx.user),
     )
 
 
@@ -354,7 +393,9 @@ def fail(span: Any, exc: BaseException) -> None:
     span.set_attribute("error.type", type(err).__name__)
     if isinstance(status_code, int):
         span.set_attribute("stackray.status_code", status_code)
-    span.set_status(Status(StatusCode.ERROR, f"{type(err).__name__}: {err}"[:500]))
+    from stackray.runtime.redaction import redact_text
+
+    span.set_status(Status(StatusCode.ERROR, redact_text(f"{type(err).__name__}: {err}")[:500]))
 
 
 def end(span: Any) -> None:

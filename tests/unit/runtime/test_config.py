@@ -284,7 +284,10 @@ def test_a_misspelt_deployment_is_refused_naming_the_known_ones():
 @pytest.mark.parametrize(
     ("section", "field"),
     [
-        ({"server": {"auth": {"provider_type": "oauth2_token", "config": {}}}}, "server.auth"),
+        (
+            {"server": {"auth": {"provider_type": "github_token", "config": {}}}},
+            "server.auth.provider_type",
+        ),
         ({"server": {"tls_certfile": "/c.pem", "tls_keyfile": "/k.pem"}}, "server.tls_certfile"),
         ({"server": {"tls_cafile": "/ca.pem"}}, "server.tls_cafile"),
         ({"server": {"host": "::", "disable_ipv6": True}}, "server.disable_ipv6"),

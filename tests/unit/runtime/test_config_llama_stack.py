@@ -175,15 +175,16 @@ def test_stackray_check_accepts_the_0_2_12_forms(tmp_path, capsys, monkeypatch):
     assert "compat: ok (inference, vector_io)" in capsys.readouterr().out
 
 
-def test_server_quota_is_refused_naming_the_field(tmp_path):
+def test_server_quota_in_the_0_2_12_form_is_accepted(tmp_path):
     quota = {
         "kvstore": {"type": "sqlite", "db_path": str(tmp_path / "quota.db")},
         "anonymous_max_requests": 100,
         "authenticated_max_requests": 1000,
         "period": "day",
     }
-    with pytest.raises(ConfigError, match="server.quota: request quotas are not implemented"):
-        parse_config(stack(tmp_path, server={"port": 8321, "quota": quota}), env={})
+    parsed = parse_config(stack(tmp_path, server={"port": 8321, "quota": quota}), env={})
+    assert parsed.server.quota is not None
+    assert parsed.server.quota.anonymous_max_requests == 100
 
 
 def test_postgres_stores_in_the_0_2_12_form(tmp_path):

@@ -673,3 +673,28 @@ def test_postgres_without_privileges(postgres_config, postgres_server):
         with postgres_server.admin_connect() as admin:
             admin.execute(f"REVOKE CONNECT ON DATABASE {postgres_config.db} FROM stackray_reader")
             admin.execute("DROP ROLE stackray_reader")
+
+
+def test_increment_counts_atomically_and_restarts_after_expiry(config):
+    stores = [open_kvstore(config) for _ in range(2)]  # two replicas' stores
+    try:
+        counts: list[int] = []
+
+        def bump(store: KVStore) -> None:
+            for _ in range(25):
+                counts.append(store.increment("quota:alice:1"))
+
+        threads = [threading.Thread(target=bump, args=(s,)) for s in stores for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(counts) == list(range(1, 101))  # no count lost, none repeated
+        soon = datetime.now(timezone.utc) + timedelta(seconds=1)
+        assert stores[0].increment("quota:bob:1", soon) == 1
+        assert stores[1].increment("quota:bob:1", soon) == 2
+        time.sleep(1.2)
+        assert stores[0].increment("quota:bob:1", soon + timedelta(seconds=5)) == 1
+    finally:
+        for s in stores:
+            s.close()

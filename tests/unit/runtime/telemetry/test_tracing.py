@@ -503,3 +503,56 @@ def test_metrics_count_tokens_per_model(remote_client, openai_server, tmp_path):
         json={"start_time": start, "query_type": "range", "granularity": "soon"},
     )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "granularity"
+
+
+def test_traces_and_spans_are_read_only_by_their_caller(tmp_path):
+    keys = {"alice": "alice-key-0123456789abcdef", "bob": "bob-key-0123456789abcdef"}
+    raw = stack_config(tmp_path, ECHO, ECHO_MODELS)
+    raw["server"] = {
+        "auth": {
+            "provider_type": "api_key",
+            "config": {
+                "keys": [
+                    {"key": k, "principal": p, "attributes": {"roles": [p]}}
+                    for p, k in keys.items()
+                ]
+            },
+        }
+    }
+    alice = {"Authorization": f"Bearer {keys['alice']}"}
+    bob = {"Authorization": f"Bearer {keys['bob']}"}
+    with open_client(raw) as client:
+        r = client.post(
+            "/v1/inference/chat-completion",
+            headers=alice,
+            json={"model_id": "m", "messages": [{"role": "user", "content": "private"}]},
+        )
+        assert r.status_code == 200
+        trace_id = r.headers["x-trace-id"]
+        spans = spans_of(tmp_path, trace_id)
+        assert {s["attributes"].get("stackray.principal") for s in spans.values()} == {"alice"}
+        root = client.get(f"/v1/telemetry/traces/{trace_id}", headers=alice).json()
+        assert root["trace_id"] == trace_id
+        missing = "0" * 32
+        theirs = client.get(f"/v1/telemetry/traces/{trace_id}", headers=bob)
+        assert theirs.status_code == 404
+        assert theirs.text.replace(trace_id, "ID") == client.get(
+            f"/v1/telemetry/traces/{missing}", headers=bob
+        ).text.replace(missing, "ID")
+        span_id = root["root_span_id"]
+        path = f"/v1/telemetry/traces/{trace_id}/spans/{span_id}"
+        assert client.get(path, headers=alice).status_code == 200
+        assert client.get(path, headers=bob).status_code == 404
+        tree = f"/v1/telemetry/spans/{span_id}/tree"
+        assert client.post(tree, headers=bob, json={}).status_code == 404
+        assert len(client.post(tree, headers=alice, json={}).json()["data"]) == len(spans)
+        query = {"attribute_filters": [], "attributes_to_return": ["stackray.deployment"]}
+        theirs_spans = client.post("/v1/telemetry/spans", headers=bob, json=query).json()["data"]
+        assert trace_id not in {s["trace_id"] for s in theirs_spans}
+        mine = client.post("/v1/telemetry/spans", headers=alice, json=query).json()["data"]
+        assert trace_id in {s["trace_id"] for s in mine}
+        assert all(set(s["attributes"]) <= {"stackray.deployment"} for s in mine)
+        listed = client.post("/v1/telemetry/traces", headers=bob, json={}).json()["data"]
+        assert trace_id not in {t["trace_id"] for t in listed}
+        listed = client.post("/v1/telemetry/traces", headers=alice, json={}).json()["data"]
+        assert trace_id in {t["trace_id"] for t in listed}

@@ -63,7 +63,10 @@ from stackray.providers.inline.agents.meta_reference.turn import (
     new_id,
     now,
 )
+from stackray.runtime.access_control import OPEN_POLICY
 from stackray.runtime.errors import to_stack_error
+from stackray.runtime.owned import OwnedDocuments
+from stackray.runtime.resources import access_policy
 from stackray.runtime.storage import DocumentStore, SqliteStoreConfig
 
 
@@ -92,12 +95,14 @@ class MetaReferenceAgents(OpenAIResponses):
         store_config = config.persistence_store or SqliteStoreConfig(
             db_path=str(context.data_dir / "agents_store.db")
         )
-        self.store = AgentStore(store_config)
+        stack = getattr(context, "stack", None)
+        self.store = AgentStore(store_config, access_policy(stack) if stack else OPEN_POLICY)
         self.responses = DocumentStore(
             config.responses_store or store_config,
             "openai_responses",
             {"created": int, "model": str},
         )
+        self.response_access = OwnedDocuments(self.store.agent_access.policy, "response")
         self.runner = TurnRunner(deps, self.store, memory_top_k=config.memory_top_k)
 
     async def health(self) -> None:

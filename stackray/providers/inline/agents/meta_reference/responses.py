@@ -54,6 +54,7 @@ from stackray.api.responses import (
 from stackray.api.vector_io import QueryChunksRequest
 from stackray.providers.inline.agents.meta_reference.apis import AgentApis
 from stackray.runtime.errors import to_stack_error
+from stackray.runtime.owned import OwnedDocuments, readable_page, stamp
 from stackray.runtime.storage import DocumentStore
 
 FILE_SEARCH = "file_search"
@@ -160,6 +161,7 @@ class OpenAIResponses:
     deps: dict[Api, Any]
     apis: AgentApis
     responses: DocumentStore
+    response_access: OwnedDocuments
 
     # ---- create -----------------------------------------------------------------------
 
@@ -370,11 +372,13 @@ class OpenAIResponses:
             )
             self.responses.put(
                 response.id,
-                {
-                    "created": response.created_at,
-                    "model": response.model,
-                    "response": stored.model_dump(mode="json"),
-                },
+                stamp(
+                    {
+                        "created": response.created_at,
+                        "model": response.model,
+                        "response": stored.model_dump(mode="json"),
+                    }
+                ),
             )
         yield OpenAIResponseObjectStreamResponseCompleted(response=response)
 
@@ -511,9 +515,8 @@ class OpenAIResponses:
     # ---- stored responses ---------------------------------------------------------------
 
     def _stored_response(self, response_id: str, field: str) -> OpenAIResponseObjectWithInput:
-        doc = self.responses.get(response_id)
-        if doc is None:
-            raise NotFoundError(f"response {response_id!r} not found", field=field)
+        doc = self.responses.get(response_id) if isinstance(response_id, str) else None
+        doc = self.response_access.visible(doc, response_id, "response", field)
         return OpenAIResponseObjectWithInput.model_validate(doc["response"])
 
     def get_openai_response(self, response_id: str) -> OpenAIResponseObject:
@@ -531,14 +534,18 @@ class OpenAIResponses:
             raise BadRequestError(f"order must be 'asc' or 'desc', got {order!r}", field="order")
         if limit is not None and limit < 1:
             raise BadRequestError(f"limit must be at least 1, got {limit}", field="limit")
-        if after is not None and self.responses.get(after) is None:
+        access = self.response_access
+        if after is not None and not access.readable(self.responses.get(after), after):
             raise NotFoundError(f"response {after!r} (the 'after' cursor) not found", field="after")
-        docs, has_more = self.responses.query(
-            where={"model": model} if model else {},
+        docs, has_more = readable_page(
+            self.responses,
+            lambda d: access.readable(d, d["response"]["id"]),
+            {"model": model} if model else {},
             order_by="created",
             desc=order == "desc",
             after=after,
             limit=limit,
+            id_of=lambda d: str(d["response"]["id"]),
         )
         data = [OpenAIResponseObjectWithInput.model_validate(d["response"]) for d in docs]
         return ListOpenAIResponseObject(
