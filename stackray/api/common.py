@@ -338,18 +338,18 @@ class GreedySamplingStrategy(ApiModel):
 
 
 class TopPSamplingStrategy(ApiModel):
-    """Nucleus sampling."""
+    """Nucleus sampling. A `temperature` of 0 is greedy."""
 
     type: Literal["top_p"] = "top_p"
-    temperature: float | None = None
-    top_p: float | None = 0.95
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=0.95, gt=0, le=1)
 
 
 class TopKSamplingStrategy(ApiModel):
     """Sample among the `top_k` most likely tokens."""
 
     type: Literal["top_k"] = "top_k"
-    top_k: int
+    top_k: int = Field(ge=1)
 
 
 SamplingStrategy = Annotated[
@@ -363,8 +363,8 @@ class SamplingParams(ApiModel):
     """Sampling parameters. `max_tokens` 0 means as many as the context allows."""
 
     strategy: SamplingStrategy = Field(default_factory=GreedySamplingStrategy)
-    max_tokens: int | None = 0
-    repetition_penalty: float | None = 1.0
+    max_tokens: int | None = Field(default=0, ge=0)
+    repetition_penalty: float | None = Field(default=1.0, gt=0)
     stop: list[str] | None = None
 
 
@@ -398,7 +398,7 @@ ResponseFormat = Annotated[
 class LogProbConfig(ApiModel):
     """Ask for the log probabilities of the `top_k` most likely tokens at each step."""
 
-    top_k: int | None = 0
+    top_k: int | None = Field(default=0, ge=0)
 
 
 class TokenLogProbs(ApiModel):

@@ -51,6 +51,13 @@ class NotFoundError(StackError):
     error_type = "not_found_error"
 
 
+class MethodNotAllowedError(StackError):
+    """The route exists but does not take the request's method (405)."""
+
+    status_code = 405
+    error_type = "method_not_allowed"
+
+
 class ConflictError(StackError):
     """The resource already exists, or is in a state that forbids the operation (409)."""
 

@@ -463,26 +463,26 @@ class OpenAIChatCompletionRequest(OpenAIApiModel):
 
     model: str
     messages: list[OpenAIMessageParam]
-    frequency_penalty: float | None = None
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     function_call: str | dict[str, JsonValue] | None = None
     functions: list[dict[str, JsonValue]] | None = None
     logit_bias: dict[str, float] | None = None
     logprobs: bool | None = None
-    max_completion_tokens: int | None = None
-    max_tokens: int | None = None
-    n: int | None = None
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1)
     parallel_tool_calls: bool | None = None
-    presence_penalty: float | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     response_format: OpenAIResponseFormatParam | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool | None = None
     stream_options: dict[str, JsonValue] | None = None
-    temperature: float | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
     tool_choice: str | dict[str, JsonValue] | None = None
     tools: list[dict[str, JsonValue]] | None = None
-    top_logprobs: int | None = None
-    top_p: float | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_p: float | None = Field(default=None, gt=0, le=1)
     user: str | None = None
 
 
@@ -618,20 +618,20 @@ class OpenAICompletionRequest(OpenAIApiModel):
 
     model: str
     prompt: str | list[str] | list[int] | list[list[int]]
-    best_of: int | None = None
+    best_of: int | None = Field(default=None, ge=1)
     echo: bool | None = None
-    frequency_penalty: float | None = None
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
     logprobs: bool | int | None = None
-    max_tokens: int | None = None
-    n: int | None = None
-    presence_penalty: float | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool | None = None
     stream_options: dict[str, JsonValue] | None = None
-    temperature: float | None = None
-    top_p: float | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
     user: str | None = None
     guided_choice: list[str] | None = None
     prompt_logprobs: int | None = None

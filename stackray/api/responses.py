@@ -1,8 +1,9 @@
 """The OpenAI Responses API (`/v1/openai/v1/responses`, also under `/v1/responses`).
 
 Models follow the contract's `OpenAIResponse*` schemas field for field. Like the other
-OpenAI-compatible models they keep unknown fields (`OpenAIApiModel`): OpenAI SDKs newer
-than the contract send more than it lists. An input message may omit `type` (the SDKs
+OpenAI-compatible models the items keep unknown fields (`OpenAIApiModel`): OpenAI SDKs
+newer than the contract send more than it lists. The request itself refuses them (see
+`CreateOpenaiResponseRequest`). An input message may omit `type` (the SDKs
 allow ``{"role": "user", "content": "hi"}``); it is read as a message.
 """
 
@@ -12,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from stackray.api.common import JsonValue, OpenAIApiModel
+from stackray.api.common import ApiModel, JsonValue, OpenAIApiModel
 from stackray.api.datatypes import Api
 from stackray.api.routes import Param, Route
 
@@ -187,8 +188,14 @@ class OpenAIResponseText(OpenAIApiModel):
     format: OpenAIResponseTextFormat | None = None
 
 
-class CreateOpenaiResponseRequest(OpenAIApiModel):
-    """The body of `POST /v1/openai/v1/responses`."""
+class CreateOpenaiResponseRequest(ApiModel):
+    """The body of `POST /v1/openai/v1/responses`.
+
+    Unknown fields are refused (the contract's `additionalProperties: false`), as on the
+    native routes: a field of OpenAI's API that this stack does not act on (`tool_choice`,
+    `truncation`, `reasoning` ...) is a 400 naming it, never silently ignored. Beyond the
+    contract, OpenAI's `max_output_tokens` and `top_p` are honoured.
+    """
 
     input: str | list[OpenAIResponseInput]
     model: str
@@ -196,10 +203,14 @@ class CreateOpenaiResponseRequest(OpenAIApiModel):
     previous_response_id: str | None = None
     store: bool | None = True
     stream: bool | None = False
-    temperature: float | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, description="Tokens the response may generate, over all its steps."
+    )
     text: OpenAIResponseText | None = None
     tools: list[OpenAIResponseInputTool] | None = None
-    max_infer_iters: int | None = 10
+    max_infer_iters: int | None = Field(default=10, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -214,9 +225,41 @@ class OpenAIResponseError(OpenAIApiModel):
     message: str
 
 
+class OpenAIResponseInputTokensDetails(OpenAIApiModel):
+    cached_tokens: int = 0
+
+
+class OpenAIResponseOutputTokensDetails(OpenAIApiModel):
+    reasoning_tokens: int = 0
+
+
+class OpenAIResponseUsage(OpenAIApiModel):
+    """Tokens of a response, summed over its model calls (OpenAI's `usage`)."""
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    input_tokens_details: OpenAIResponseInputTokensDetails = Field(
+        default_factory=OpenAIResponseInputTokensDetails
+    )
+    output_tokens_details: OpenAIResponseOutputTokensDetails = Field(
+        default_factory=OpenAIResponseOutputTokensDetails
+    )
+
+
+class OpenAIResponseIncompleteDetails(OpenAIApiModel):
+    reason: Literal["max_output_tokens", "content_filter"]
+
+
 class OpenAIResponseObject(OpenAIApiModel):
+    """A response. `usage`, `max_output_tokens` and `incomplete_details` (with `status:
+    incomplete` when the output was cut at `max_output_tokens`) are OpenAI's, beyond the
+    contract."""
+
     created_at: int
     error: OpenAIResponseError | None = None
+    incomplete_details: OpenAIResponseIncompleteDetails | None = None
+    max_output_tokens: int | None = None
     id: str
     model: str
     object: Literal["response"] = "response"
@@ -230,6 +273,7 @@ class OpenAIResponseObject(OpenAIApiModel):
     )
     top_p: float | None = None
     truncation: str | None = None
+    usage: OpenAIResponseUsage | None = None
     user: str | None = None
 
 

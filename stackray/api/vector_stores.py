@@ -102,7 +102,10 @@ class OpenaiUpdateVectorStoreFileRequest(ApiModel):
 
 
 class VectorStoreFileLastError(ApiModel):
-    code: Literal["server_error", "rate_limit_exceeded"]
+    """Why a file failed. `unsupported_file` (a file whose content has no text the stack
+    can read) is OpenAI's code, beyond the contract's two."""
+
+    code: Literal["server_error", "rate_limit_exceeded", "unsupported_file"]
     message: str
 
 

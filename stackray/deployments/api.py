@@ -27,10 +27,11 @@ class ApiDeployment(Dispatcher):
         apis: dict[str, Any],
         servers: dict[str, Any],
     ) -> None:
-        quiet_client_errors()
         stack = parse_config(config, "<deployed config>")
+        stack.apply_log_levels()
         node = next(n for n in stack_graph(stack).apis if n.api == Api(api))
         telemetry.configure(stack, node.name)
+        quiet_client_errors()  # after telemetry: its log handler is set up then
         self._router = await build_api(
             stack,
             node,

@@ -9,15 +9,19 @@ Usable three ways with the same result:
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from stackray.api.datatypes import Api
+from stackray.api.errors import ConfigError
 from stackray.deployments.handles import Dispatcher
 from stackray.providers.registry import spec_for
 from stackray.runtime.config import DeploymentOptions, StackConfig, parse_config
 from stackray.runtime.graph import GATEWAY, deployment_name, stack_graph
 from stackray.runtime.provider_config import check_hosts, serve_options
+
+logger = logging.getLogger(__name__)
 
 
 class Gateway(Dispatcher):
@@ -35,11 +39,14 @@ class Gateway(Dispatcher):
         servers: dict[str, Any],
     ) -> None:
         from stackray.deployments.handles import handle_client
+        from stackray.deployments.logs import quiet_client_errors
         from stackray.runtime import telemetry
         from stackray.runtime.graph import build_gateway_clients, stack_graph
 
         self._stack = parse_config(config, "<deployed config>")
+        self._stack.apply_log_levels()
         telemetry.configure(self._stack, GATEWAY)
+        quiet_client_errors()  # after telemetry: its log handler is set up then
         self._clients = await build_gateway_clients(
             self._stack,
             stack_graph(self._stack),
@@ -183,23 +190,32 @@ def resolved_config(args: dict[str, Any]) -> tuple[StackConfig, dict[str, Any]]:
     from stackray.runtime.envsubst import interpolate
 
     if "stack" in args:
-        raw = interpolate(args["stack"])
+        data = args["stack"]
         source = "<args.stack>"
     else:
-        import yaml
-
-        from stackray.runtime.config import resolve_config_path
+        from stackray.runtime.config import read_config_file, resolve_config_path
 
         path = resolve_config_path(
             str(args.get("config", os.environ.get("STACKRAY_CONFIG", "local")))
         )
-        raw = interpolate(yaml.safe_load(path.read_text()))
+        data = read_config_file(path)
         source = str(path)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        raw = interpolate(data)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
     if args.get("port") is not None:
         raw.setdefault("server", {})["port"] = int(args["port"])
     if args.get("data_dir"):
         raw.setdefault("storage", {})["data_dir"] = str(args["data_dir"])
     stack = parse_config(raw, source)
+    stack.apply_log_levels()
+    for notice in stack.no_effect_notices():
+        logger.warning("%s: %s", source, notice)
     return stack, raw
 
 

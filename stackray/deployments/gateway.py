@@ -16,12 +16,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stackray import __version__
 from stackray.api.datatypes import Api
 from stackray.api.errors import (
     AuthenticationError,
     BadRequestError,
+    MethodNotAllowedError,
     NotFoundError,
     StackError,
 )
@@ -84,6 +86,23 @@ def error_response(err: StackError) -> JSONResponse:
     return JSONResponse(status_code=err.status_code, content=error_body(err), headers=headers)
 
 
+def log_request_error(method: str, path: str, err: StackError, status: int | None = None) -> None:
+    """One line per request that ends in an error: what was asked, the status and why.
+    With telemetry on, the record carries the request's trace id (the telemetry log
+    handler writes it; it is the `X-Trace-Id` response header). Server-side failures
+    (5xx) are warnings."""
+    code = status or err.status_code
+    logger.log(
+        logging.WARNING if code >= 500 else logging.INFO,
+        "%s %s -> %d %s: %s",
+        method,
+        path,
+        code,
+        err.error_type,
+        err.message,
+    )
+
+
 async def _sse(first: Any, rest: AsyncIterator[Any], openai: bool) -> AsyncIterator[bytes]:
     try:
         yield b"data: " + first.model_dump_json(exclude_none=True).encode() + b"\n\n"
@@ -91,6 +110,12 @@ async def _sse(first: Any, rest: AsyncIterator[Any], openai: bool) -> AsyncItera
             yield b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
     except Exception as exc:  # the status line is gone: report the error in the stream
         err = to_stack_error(exc)
+        logger.warning(
+            "stream ended by an error event: %d %s: %s",
+            err.status_code,
+            err.error_type,
+            err.message,
+        )
         import json
 
         yield b"event: error\ndata: " + json.dumps(error_body(err)).encode() + b"\n\n"
@@ -114,21 +139,75 @@ async def stream_response(agen: AsyncIterator[Any], openai: bool = False) -> Res
     )
 
 
-def _validation_error(exc: RequestValidationError) -> JSONResponse:
+def _json_error(exc: RequestValidationError, error: dict[str, Any]) -> BadRequestError:
+    """A body that is not JSON: where the parser stopped, as line and column (1-based)."""
+    doc = exc.body if isinstance(exc.body, str) else ""
+    loc = error.get("loc", ())
+    pos = loc[-1] if loc and isinstance(loc[-1], int) else 0
+    line = doc.count("\n", 0, pos) + 1
+    column = pos - (doc.rfind("\n", 0, pos) + 1) + 1
+    why = (error.get("ctx") or {}).get("error") or error.get("msg")
+    return BadRequestError(
+        f"the request body is not valid JSON: {why} at line {line}, column {column}", field="body"
+    )
+
+
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _field_path(body: Any, loc: Any) -> str:
+    """The dotted path of a field in the body. Pydantic puts the tag of a discriminated
+    union (`strategy.top_p.temperature` for a `top_p` strategy) in the location; the
+    client's path to the field has none (`strategy.temperature`)."""
+    names: list[str] = []
+    current = body
+    for i, part in enumerate(loc):
+        if i == 0 and part == "body":
+            continue
+        if (
+            isinstance(current, dict)
+            and isinstance(part, str)
+            and part in (current.get("type"), current.get("role"))
+            and i + 1 < len(loc)
+            # A field of the same name as the tag (`top_p` of a `top_p` strategy) is the
+            # tag's field only when the location goes on into it.
+            and not isinstance(current.get(part), (dict, list))
+        ):
+            continue  # a union's tag, not a field
+        names.append(f"[{part}]" if isinstance(part, int) else str(part))
+        if isinstance(current, dict):
+            current = current.get(part) if isinstance(part, str) else None
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        else:
+            current = None
+    return ".".join(names).replace(".[", "[")
+
+
+def _validation_error(exc: RequestValidationError) -> tuple[BadRequestError, dict[str, Any]]:
+    """The 400 of a body that does not validate, and its response body."""
     errors = exc.errors()
+    if errors and errors[0].get("type") == "json_invalid":
+        err = _json_error(exc, errors[0])
+        return err, error_body(err)
     parts = []
     first_field = None
     for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
-        field = ".".join(loc) or "body"
+        field = _field_path(exc.body, e.get("loc", ())) or "body"
         first_field = first_field or field
-        parts.append(f"{field}: {e.get('msg')}")
+        given = e.get("input")
+        got = (
+            f" (got {given!r})"
+            if isinstance(given, (int, float, str)) and e.get("type") in _RANGE_ERRORS
+            else ""
+        )
+        parts.append(f"{field}: {e.get('msg')}{got}")
     err = BadRequestError("invalid request: " + "; ".join(parts), field=first_field)
     body = error_body(err)
     body["errors"] = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors
     ]
-    return JSONResponse(status_code=400, content=body)
+    return err, body
 
 
 def _unauthenticated(presented: bool) -> JSONResponse:
@@ -233,15 +312,39 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
 
     @app.exception_handler(StackError)
     async def _stack_error(request: Request, exc: StackError) -> JSONResponse:
+        log_request_error(request.method, request.url.path, exc)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _validation_error(exc)
+        err, body = _validation_error(exc)
+        log_request_error(request.method, request.url.path, err)
+        return JSONResponse(status_code=400, content=body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # Routing's own answers (no such route, a method the route does not take) in the
+        # stack's error shape, naming what was asked for.
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == 404:
+            err: StackError = NotFoundError(
+                f"no route {where}; GET /v1/inspect/routes lists the routes"
+            )
+        elif exc.status_code == 405:
+            err = MethodNotAllowedError(f"{where}: the route does not take {request.method}")
+        else:
+            err = StackError(f"{where}: {exc.detail}")
+            err.status_code = exc.status_code
+        log_request_error(request.method, request.url.path, err)
+        return JSONResponse(
+            status_code=err.status_code, content=error_body(err), headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(to_stack_error(exc))
+        err = to_stack_error(exc)
+        log_request_error(request.method, request.url.path, err)
+        return error_response(err)
 
     def backend(api: str) -> ApiClient:
         if api not in b:

@@ -24,13 +24,14 @@ class ProviderDeployment(Dispatcher):
     """Hosts one provider; every public method of the provider is callable."""
 
     async def __init__(self, config: dict[str, Any], api: str, provider_id: str, name: str) -> None:  # type: ignore[misc]
-        quiet_client_errors()
         # Busy-waiting OpenMP threads collapse throughput when another process holds a
         # core (measured: generate fell from 15 to 2 tok/s); passive waiting avoids it.
         # Read when torch loads, which happens below, in the provider.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         stack = parse_config(config, "<deployed config>")
+        stack.apply_log_levels()
         telemetry.configure(stack, name)
+        quiet_client_errors()  # after telemetry: its log handler is set up then
         self._provider = await start_provider_server(stack, Api(api), provider_id)
 
     def _target(self) -> Any:

@@ -23,12 +23,15 @@ from starlette.formparsers import MultiPartException
 
 from stackray.api import (
     agents,
+    datasetio,
+    eval,
     files,
     inference,
     models,
     rag,
     responses,
     safety,
+    scoring,
     telemetry,
     tools,
     vector_io,
@@ -53,6 +56,9 @@ API_ROUTES: tuple[Route, ...] = (
     *agents.ROUTES,
     *responses.ROUTES,
     *telemetry.ROUTES,
+    *datasetio.ROUTES,
+    *scoring.ROUTES,
+    *eval.ROUTES,
 )
 
 # What a multipart body may carry besides the file itself (boundaries, headers, purpose).
@@ -187,6 +193,11 @@ class RouteBuilder:
         self, api: str, route: Route, request: Request, args: list[Any]
     ) -> Response:
         return JSONResponse(self._with_openai_fields(await self.call(api, route.call, *args)))
+
+    async def _handle_plain_json(
+        self, api: str, route: Route, request: Request, args: list[Any]
+    ) -> Response:
+        return JSONResponse(await self.call(api, route.call, *args))
 
     async def _handle_file_content(
         self, api: str, route: Route, request: Request, args: list[Any]

@@ -32,6 +32,9 @@ _SPEC_MODULES = (
     "tool_runtime",
     "agents",
     "telemetry",
+    "datasetio",
+    "scoring",
+    "eval",
 )
 
 

@@ -7,6 +7,7 @@ One loader (`load_config`) reads YAML, interpolates ``${env...}``, validates eve
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -93,12 +95,20 @@ class VectorDBInput(_Strict):
 
 class DatasetInput(_Strict):
     dataset_id: str = Field(description="The id clients use.")
-    purpose: str = Field(
-        description="post-training/messages, eval/question-answer or eval/messages-answer."
+    purpose: Literal["post-training/messages", "eval/question-answer", "eval/messages-answer"] = (
+        Field(description="post-training/messages, eval/question-answer or eval/messages-answer.")
     )
     source: dict[str, Any] = Field(description="{type: uri, uri} or {type: rows, rows}.")
     provider_id: str | None = Field(default=None, description="DatasetIO provider.")
     metadata: dict[str, Any] | None = Field(default=None, description="Free-form metadata.")
+
+    @field_validator("source")
+    @classmethod
+    def _valid_source(cls, source: dict[str, Any]) -> dict[str, Any]:
+        from stackray.api.datasetio import DataSource
+
+        TypeAdapter(DataSource).validate_python(source)
+        return source
 
 
 class ScoringFnInput(_Strict):
@@ -112,6 +122,23 @@ class ScoringFnInput(_Strict):
         default=None, description="The provider's name for it."
     )
     params: dict[str, Any] | None = Field(default=None, description="Scoring function parameters.")
+
+    @field_validator("return_type")
+    @classmethod
+    def _valid_return_type(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from stackray.api.scoring import ParamType
+
+        TypeAdapter(ParamType).validate_python(value)
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _valid_params(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from stackray.api.scoring import ScoringFnParams
+
+        if value is not None:
+            TypeAdapter(ScoringFnParams).validate_python(value)
+        return value
 
 
 class BenchmarkInput(_Strict):
@@ -134,6 +161,60 @@ class ToolGroupInput(_Strict):
     mcp_endpoint: dict[str, Any] | None = Field(default=None, description="{uri} of an MCP server.")
 
 
+LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET")
+
+LOG_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "all": ("stackray",),
+    "core": ("stackray.runtime", "stackray.providers"),
+    "server": ("stackray.deployments", "stackray.cli"),
+    "router": ("stackray.runtime.routers",),
+    "inference": ("stackray.providers.inline.inference", "stackray.providers.remote.inference"),
+    "agents": ("stackray.providers.inline.agents",),
+    "safety": ("stackray.providers.inline.safety", "stackray.providers.remote.safety"),
+    "tools": (
+        "stackray.providers.inline.tool_runtime",
+        "stackray.providers.remote.tool_runtime",
+    ),
+    "eval": ("stackray.jobs",),
+    "client": ("llama_stack_client",),
+}
+"""Llama Stack 0.2.12's log categories and the loggers each sets here."""
+
+
+class LoggingConfig(_Strict):
+    """Log levels per category, as in Llama Stack 0.2.12 (`logging.category_levels`)."""
+
+    category_levels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Level (debug, info, warning, error, critical) per category: all, "
+        + ", ".join(c for c in LOG_CATEGORIES if c != "all")
+        + ".",
+    )
+
+    @field_validator("category_levels")
+    @classmethod
+    def _known(cls, levels: dict[str, str]) -> dict[str, str]:
+        for category, level in levels.items():
+            if category not in LOG_CATEGORIES:
+                raise ValueError(
+                    f"{category}: unknown log category (categories: {', '.join(LOG_CATEGORIES)})"
+                )
+            if str(level).upper() not in LOG_LEVELS:
+                raise ValueError(
+                    f"{category}: unknown log level {level!r} (levels: debug, info, warning, "
+                    "error, critical)"
+                )
+        return levels
+
+    def apply(self) -> None:
+        """Set the levels of the loggers of each category (`all` first, so a category's
+        own level wins)."""
+        ordered = sorted(self.category_levels.items(), key=lambda item: item[0] != "all")
+        for category, level in ordered:
+            for name in LOG_CATEGORIES[category]:
+                logging.getLogger(name).setLevel(str(level).upper())
+
+
 class ServerConfig(_Strict):
     """HTTP server settings."""
 
@@ -152,6 +233,12 @@ class ServerConfig(_Strict):
     quota: QuotaConfig | None = Field(
         default=None, description="Requests per period per caller (docs/security.md)."
     )
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _default_host(cls, value: object) -> object:
+        # Llama Stack 0.2.12's `host: null` means its default: every interface.
+        return "0.0.0.0" if value is None else value
 
 
 class AutoscalingConfig(_Strict):
@@ -246,7 +333,14 @@ class StackConfig(_Strict):
         description="Name of this stack (the distribution); names its data directory."
     )
     container_image: str | None = Field(
-        default=None, description="Unused; accepted for Llama Stack compatibility."
+        default=None,
+        description="The container image of a Llama Stack distribution; has no effect here "
+        "(noted at start): replicas run in the Ray cluster's own environment.",
+    )
+    conda_env: str | None = Field(
+        default=None,
+        description="The conda environment of a Llama Stack distribution; has no effect "
+        "here (noted at start): replicas run in the Ray cluster's own environment.",
     )
     apis: list[Api] = Field(description="The APIs to serve.")
     providers: dict[Api, list[Provider]] = Field(
@@ -281,9 +375,13 @@ class StackConfig(_Strict):
         default_factory=list, description="Tool groups registered at start."
     )
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server settings.")
-    logging: dict[str, Any] | None = Field(default=None, description="Log levels per category.")
+    logging: LoggingConfig | None = Field(
+        default=None, description="Log levels per category, applied in every process."
+    )
     external_providers_dir: str | None = Field(
-        default=None, description="Unused; name external providers by `module`."
+        default=None,
+        description="Llama Stack 0.2.12's directory of external provider specs; has no "
+        "effect here (noted at start): name an external provider's module with `module:`.",
     )
     deployments: dict[str, DeploymentOptions] = Field(
         default_factory=dict,
@@ -326,19 +424,43 @@ class StackConfig(_Strict):
                 f"server.disable_ipv6: the server binds {server.host!r}, an IPv6 address; "
                 "bind an IPv4 address (e.g. 0.0.0.0) instead"
             )
-        for name, api in (
-            ("datasets", Api.datasetio),
-            ("scoring_fns", Api.scoring),
-            ("benchmarks", Api.eval),
-        ):
-            if getattr(self, name):
-                raise ValueError(
-                    f"{name}: the {api.value} API is not served by this version, so "
-                    f"{name} cannot be registered; remove the section"
-                )
+        if self.datasets and Api.datasetio not in self.apis:
+            raise ValueError(
+                "datasets: registering datasets needs the datasetio API; add it to `apis`"
+            )
+        if self.scoring_fns and Api.scoring not in self.apis:
+            raise ValueError(
+                "scoring_fns: registering scoring functions needs the scoring API; add it to `apis`"
+            )
+        if self.benchmarks and Api.eval not in self.apis:
+            raise ValueError(
+                "benchmarks: registering benchmarks needs the eval API; add it to `apis`"
+            )
         return self
 
     # ---- derived settings -------------------------------------------------------------
+
+    def apply_log_levels(self) -> None:
+        """Set this process's log levels from `logging.category_levels` (every replica
+        calls it at start, so the levels hold in every process)."""
+        if self.logging is not None:
+            self.logging.apply()
+
+    def no_effect_notices(self) -> list[str]:
+        """One line per field that is accepted (Llama Stack run configs carry it) but has
+        no effect here, naming the field; printed once when the stack starts or is checked."""
+        notices = []
+        for name, why in (
+            ("container_image", "replicas run in the Ray cluster's own environment"),
+            ("conda_env", "replicas run in the Ray cluster's own environment"),
+            (
+                "external_providers_dir",
+                "external providers are named by `module:` on the provider entry",
+            ),
+        ):
+            if getattr(self, name) is not None:
+                notices.append(f"{name}: has no effect here ({why})")
+        return notices
 
     @property
     def data_dir(self) -> Path:
@@ -372,12 +494,39 @@ def parse_config(
         data = interpolate(data, env)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
+    data = drop_disabled_providers(data)
     try:
         config = StackConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None
     validate_providers(config, source)
     return config
+
+
+DISABLED_PROVIDER_ID = "__disabled__"
+
+
+def drop_disabled_providers(data: dict[str, Any]) -> dict[str, Any]:
+    """The config without its disabled providers: as in Llama Stack 0.2.12, a provider
+    whose `provider_id` is empty (``provider_id: ${env.ENABLE_CHROMADB+chromadb}`` with the
+    variable unset) or ``__disabled__`` is not started, and its config is not validated."""
+    providers = data.get("providers")
+    if not isinstance(providers, dict):
+        return data
+    kept: dict[str, Any] = {}
+    for api, entries in providers.items():
+        if isinstance(entries, list):
+            entries = [
+                e
+                for e in entries
+                if not (
+                    isinstance(e, dict)
+                    and "provider_id" in e
+                    and e["provider_id"] in (None, "", DISABLED_PROVIDER_ID)
+                )
+            ]
+        kept[api] = entries
+    return {**data, "providers": kept}
 
 
 def resolve_config_path(name_or_path: str) -> Path:
@@ -394,11 +543,43 @@ def resolve_config_path(name_or_path: str) -> Path:
     )
 
 
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The mapping in a run config file. A YAML syntax error names the file, the line and
+    column (1-based), what the parser expected there, and shows the line."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        raise ConfigError(_yaml_error(path, text, e)) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _yaml_error(path: Path, text: str, error: yaml.MarkedYAMLError) -> str:
+    mark = error.problem_mark or error.context_mark
+    problem = error.problem or error.context or "syntax error"
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    message = f"{where}: invalid YAML: {problem}"
+    if error.context and error.problem:
+        message += f" ({error.context}"
+        if error.context_mark and error.context_mark is not mark:
+            cm = error.context_mark
+            message += f" that starts at line {cm.line + 1}, column {cm.column + 1}"
+        message += ")"
+    lines = text.splitlines()
+    if mark and mark.line < len(lines):
+        shown = lines[mark.line].replace("\t", " ")
+        message += f"\n    {shown}\n    {' ' * mark.column}^"
+    return message
+
+
 def load_config(name_or_path: str, env: dict[str, str] | None = None) -> StackConfig:
     """Load a run config from a YAML file or a distribution name."""
     path = resolve_config_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
-    return parse_config(data, str(path), env)
+    return parse_config(read_config_file(path), str(path), env)

@@ -7,6 +7,7 @@ providers cannot start is refused at `stackray check` / start, naming the field.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -58,7 +59,8 @@ def validate_providers(config: StackConfig, source: str) -> None:
             try:
                 spec = spec_for(provider, api)
             except ConfigError as e:
-                raise ConfigError(f"{source}: {where}: {e}") from None
+                hint = external_spec_hint(config, api, provider.provider_type)
+                raise ConfigError(f"{source}: {where}: {e}{hint}") from None
             if spec.deployment is not None:
                 if provider.provider_id in own_deployments:
                     raise ConfigError(
@@ -89,6 +91,26 @@ def validate_providers(config: StackConfig, source: str) -> None:
                 f"{source}: models[{i}].provider_id: no provider {model.provider_id!r} "
                 f"(providers: {', '.join(sorted(provider_ids)) or 'none'})"
             )
+
+
+def external_spec_hint(config: StackConfig, api: Api, provider_type: str) -> str:
+    """What to say when an unknown provider type has a Llama Stack external provider spec
+    (``<external_providers_dir>/<remote|inline>/<api>/<name>.yaml``)."""
+    if not config.external_providers_dir or "::" not in provider_type:
+        return ""
+    kind, _, name = provider_type.partition("::")
+    base = Path(config.external_providers_dir).expanduser() / kind / api.value
+    found = next(
+        (base / f"{name}{ext}" for ext in (".yaml", ".yml") if (base / f"{name}{ext}").is_file()),
+        None,
+    )
+    if found is None:
+        return ""
+    return (
+        f"; {found} is a Llama Stack external provider spec, which is not loaded here (its "
+        "module implements Llama Stack's own Python interfaces): give the provider "
+        "`module:` naming a package whose get_provider_spec() returns a stackray ProviderSpec"
+    )
 
 
 def check_hosts(config: StackConfig, gpus: float | None = None) -> None:

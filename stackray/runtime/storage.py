@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, field_validator
 
 from stackray.api.errors import BadRequestError, ServiceUnavailableError
 
@@ -96,7 +96,9 @@ class _StoreConfigBase(BaseModel):
     namespace: str | None = Field(
         default=None,
         description="If set, every key of a key-value store opened on this config is "
-        "prefixed with '<namespace>:'. Document stores ignore it.",
+        "prefixed with '<namespace>:', and every document table's name with '<namespace>_' "
+        "(other characters than letters, digits and underscores become underscores), so "
+        "stacks sharing one database keep apart.",
     )
 
 
@@ -154,7 +156,30 @@ class PostgresStoreConfig(_StoreConfigBase):
         return f"{self.host}:{self.port}/{self.db}"
 
 
-StoreConfig = Annotated[SqliteStoreConfig | PostgresStoreConfig, Field(discriminator="type")]
+_UNSUPPORTED_STORES = {
+    "redis": "Redis",
+    "mongodb": "MongoDB",
+}
+
+
+def _refuse_unsupported_store(value: Any) -> Any:
+    """Llama Stack 0.2.12 also names Redis and MongoDB key-value stores; every store here
+    (the registry, stored completions, agents, vector store tables) is a set of SQL tables,
+    so those are refused at start, naming the type, rather than parsed and ignored."""
+    if isinstance(value, Mapping) and value.get("type") in _UNSUPPORTED_STORES:
+        name = _UNSUPPORTED_STORES[value["type"]]
+        raise ValueError(
+            f"type {value['type']!r}: {name} stores are not supported here (the stores are SQL "
+            "tables); use type 'sqlite' (db_path) or 'postgres' (host, port, db, user, "
+            "password, table_name)"
+        )
+    return value
+
+
+StoreConfig = Annotated[
+    Annotated[SqliteStoreConfig | PostgresStoreConfig, Field(discriminator="type")],
+    BeforeValidator(_refuse_unsupported_store),
+]
 
 _STORE_CONFIG = TypeAdapter(StoreConfig)
 
@@ -796,6 +821,13 @@ def _check_value(column: str, kind: type, value: Any) -> Any:
     return float(value) if kind is float else value
 
 
+def namespaced_table(namespace: str | None, table: str) -> str:
+    """The name of document table `table` in a store with `namespace`."""
+    if not namespace:
+        return table
+    return f"{re.sub(r'[^A-Za-z0-9_]', '_', namespace)}_{table}"
+
+
 class DocumentStore:
     """A table of JSON documents keyed by id, with a few top-level fields copied into
     indexed columns for filtering and ordering.
@@ -817,7 +849,8 @@ class DocumentStore:
         indexed: Mapping[str, type] | None = None,
     ) -> None:
         config = parse_store_config(backend)
-        self.table = validate_identifier(table)
+        validate_identifier(table)
+        self.table = validate_identifier(namespaced_table(config.namespace, table))
         self.indexed: dict[str, type] = {}
         for column, kind in (indexed or {}).items():
             validate_identifier(column, "column name")

@@ -112,11 +112,26 @@ def test_run_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
             timeout=30,
         )
         assert r.json()["completion_message"]["content"] == "echo: hello"
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/inference/chat-completion",
+            json={"model_id": "ghost", "messages": [{"role": "user", "content": "hello"}]},
+            timeout=30,
+        )
+        assert r.status_code == 404
+        trace_id = r.headers.get("x-trace-id")
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, rest
     assert "stopping" in rest
+    # One line for the failed request, with its status and trace id; nothing to ignore
+    # at shutdown.
+    [line] = [x for x in rest.splitlines() if "/v1/inference/chat-completion -> " in x]
+    assert "POST /v1/inference/chat-completion -> 404 not_found_error: model 'ghost'" in line
+    if trace_id:  # with telemetry on, the line carries the request's trace id
+        assert trace_id in line
+    assert "Traceback" not in rest
+    assert "infinite retries" not in rest and "graceful_shutdown" not in rest
     # The port is free again: nothing was left serving.
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
@@ -161,3 +176,21 @@ def test_serve_run_with_generated_serve_config(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=120)
+
+
+def test_check_reports_yaml_errors_and_unset_variables_without_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 2\nimage_name: x\napis: [inference\nproviders: {}\n")
+    result = run_cli("check", str(bad))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{bad}:4:10: invalid YAML: expected ',' or ']', but got ':'" in result.stderr
+    unset = tmp_path / "unset.yaml"
+    unset.write_text(
+        "version: 2\nimage_name: x\napis: [inference]\nserver:\n  port: ${env.NOPE_X}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NOPE_X"}
+    result = subprocess.run(
+        [*STACKRAY, "check", str(unset)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{unset}: server.port: environment variable NOPE_X is not set" in result.stderr

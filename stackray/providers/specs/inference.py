@@ -20,6 +20,15 @@ SPECS: tuple[ProviderSpec, ...] = (
     ),
     ProviderSpec(
         api=Api.inference,
+        provider_type="inline::meta-reference",
+        impl=f"{_INLINE}.inference.meta_reference.impl:MetaReferenceInferenceProvider",
+        config_class=f"{_INLINE}.inference.meta_reference.config:MetaReferenceInferenceConfig",
+        pip_packages=("torch", "transformers", "gguf", "xgrammar"),
+        deployment=MODEL,
+        description="Llama Stack 0.2.12's inline::meta-reference config on the transformers engine (model from checkpoint_dir).",
+    ),
+    ProviderSpec(
+        api=Api.inference,
         provider_type="inline::sentence-transformers",
         impl=f"{_INLINE}.inference.sentence_transformers.impl:SentenceTransformersInferenceProvider",
         config_class=f"{_INLINE}.inference.sentence_transformers.config:SentenceTransformersInferenceConfig",
@@ -74,6 +83,82 @@ SPECS: tuple[ProviderSpec, ...] = (
                 "OllamaImplConfig",
                 "An Ollama server, through its own API.",
             ),
+            (
+                "nvidia",
+                "NVIDIAInferenceAdapter",
+                "NVIDIAConfig",
+                "NVIDIA NIM, hosted or self-hosted.",
+            ),
+            (
+                "tgi",
+                "TGIInferenceAdapter",
+                "TGIImplConfig",
+                "A Hugging Face Text Generation Inference server (Messages API and /generate).",
+            ),
+            ("watsonx", "WatsonXInferenceAdapter", "WatsonXConfig", "IBM watsonx.ai."),
+            (
+                "databricks",
+                "DatabricksInferenceAdapter",
+                "DatabricksImplConfig",
+                "Databricks Model Serving (its OpenAI-compatible routes).",
+            ),
+            (
+                "runpod",
+                "RunpodInferenceAdapter",
+                "RunpodImplConfig",
+                "A RunPod serverless endpoint with OpenAI's API.",
+            ),
+            (
+                "gemini",
+                "GeminiInferenceAdapter",
+                "GeminiConfig",
+                "Google's Gemini API (generateContent, with tool use and streaming).",
+            ),
+            (
+                "anthropic",
+                "AnthropicInferenceAdapter",
+                "AnthropicConfig",
+                "Anthropic's Messages API (chat with tool use and streaming).",
+            ),
+            (
+                "passthrough",
+                "PassthroughInferenceAdapter",
+                "PassthroughImplConfig",
+                "Another Llama Stack server's inference (its OpenAI-compatible routes).",
+            ),
+        )
+    ),
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="remote::hf::serverless",
+        impl=f"{_REMOTE}.inference.huggingface.adapter:InferenceAPIAdapter",
+        config_class=f"{_REMOTE}.inference.huggingface.config:InferenceAPIImplConfig",
+        description="A model on Hugging Face's serverless Inference API (TGI's protocol).",
+    ),
+    ProviderSpec(
+        api=Api.inference,
+        provider_type="remote::hf::endpoint",
+        impl=f"{_REMOTE}.inference.huggingface.adapter:InferenceEndpointAdapter",
+        config_class=f"{_REMOTE}.inference.huggingface.config:InferenceEndpointImplConfig",
+        description="A Hugging Face Inference Endpoint (TGI's protocol), found by name at start.",
+    ),
+    # Llama Stack 0.2.12's `-openai-compat` providers: a service's OpenAI-compatible API at
+    # `openai_compat_api_base`.
+    *(
+        ProviderSpec(
+            api=Api.inference,
+            provider_type=f"remote::{name}-openai-compat",
+            impl=f"{_REMOTE}.inference.compat.adapter:{prefix}CompatInferenceAdapter",
+            config_class=f"{_REMOTE}.inference.compat.config:{prefix}CompatConfig",
+            description=f"The OpenAI-compatible API of {title}.",
+        )
+        for name, prefix, title in (
+            ("llama", "Llama", "Meta's Llama API"),
+            ("cerebras", "Cerebras", "Cerebras"),
+            ("fireworks", "Fireworks", "Fireworks AI"),
+            ("groq", "Groq", "GroqCloud"),
+            ("together", "Together", "Together AI"),
+            ("sambanova", "SambaNova", "SambaNova Cloud"),
         )
     ),
 )

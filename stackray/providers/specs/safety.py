@@ -44,4 +44,18 @@ SPECS: tuple[ProviderSpec, ...] = (
         pip_packages=("boto3",),
         description="AWS Bedrock Guardrails (ApplyGuardrail).",
     ),
+    ProviderSpec(
+        api=Api.safety,
+        provider_type="remote::sambanova",
+        impl=f"{_REMOTE}.sambanova.adapter:SambaNovaSafetyAdapter",
+        config_class=f"{_REMOTE}.sambanova.config:SambaNovaSafetyConfig",
+        description="Llama Guard models hosted by SambaNova Cloud.",
+    ),
+    ProviderSpec(
+        api=Api.safety,
+        provider_type="remote::nvidia",
+        impl=f"{_REMOTE}.nvidia.adapter:NVIDIASafetyAdapter",
+        config_class=f"{_REMOTE}.nvidia.config:NVIDIASafetyConfig",
+        description="NVIDIA NeMo Guardrails checks.",
+    ),
 )

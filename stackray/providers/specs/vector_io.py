@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from stackray.api.datatypes import Api
@@ -104,4 +105,21 @@ SPECS: tuple[ProviderSpec, ...] = (
         pip_packages=("weaviate-client",),
         description="A Weaviate cluster; its URL and API key come with each request's provider data.",
     ),
+)
+
+
+def _old_name(provider_type: str, of: str) -> ProviderSpec:
+    """Llama Stack 0.2.12's deprecated name of a provider: the same provider, config and
+    deployment under the other name."""
+    spec = next(s for s in SPECS if s.provider_type == of)
+    return replace(
+        spec,
+        provider_type=provider_type,
+        description=f"The old name of {of} (Llama Stack 0.2.12 still accepts it).",
+    )
+
+
+SPECS += (
+    _old_name("inline::meta-reference", "inline::faiss"),
+    _old_name("inline::sqlite_vec", "inline::sqlite-vec"),
 )

@@ -55,6 +55,16 @@ ROUTERS: dict[Api, RouterSpec] = {
         dependencies=(Api.inference,),
         optional_dependencies=(Api.files,),
     ),
+    Api.datasetio: RouterSpec("stackray.runtime.routers.datasetio:build_router"),
+    # score-batch reads datasets and saves results as datasets.
+    Api.scoring: RouterSpec(
+        "stackray.runtime.routers.scoring:build_router", optional_dependencies=(Api.datasetio,)
+    ),
+    Api.eval: RouterSpec(
+        "stackray.runtime.routers.eval:build_router",
+        dependencies=(Api.datasetio, Api.scoring, Api.inference),
+        optional_dependencies=(Api.agents,),
+    ),
     Api.telemetry: RouterSpec(
         "stackray.runtime.routers.telemetry:build_router", optional_dependencies=(Api.datasetio,)
     ),

@@ -265,9 +265,27 @@ class FilesRouter:
         return OpenAIFileDeleteResponse(id=file_id, deleted=True)
 
 
+def files_store_config(stack: StackConfig) -> Any:
+    """Where the `files` table lives: the `metadata_store` the files providers name (Llama
+    Stack 0.2.12's localfs field), else the stack's metadata store."""
+    named = {
+        p.provider_id: p.config["metadata_store"]
+        for p in stack.providers_of(Api.files)
+        if p.config.get("metadata_store") is not None
+    }
+    if len({repr(sorted(v.items())) for v in named.values()}) > 1:
+        raise ConfigError(
+            "providers.files: the providers name different metadata_store settings "
+            f"({', '.join(sorted(named))}); the files table is one, so give them one store"
+        )
+    if named:
+        return next(iter(named.values()))
+    return stack.metadata_store_config()
+
+
 def open_files_store(stack: StackConfig) -> DocumentStore:
     return DocumentStore(
-        stack.metadata_store_config(),
+        files_store_config(stack),
         table=FILES_TABLE,
         indexed={"purpose": str, "created_ns": int},
     )

@@ -46,6 +46,8 @@ EMBEDDING_BATCH = 64
 MAX_CHUNKS_PER_INSERT = 10_000
 """An insert with more chunks is refused (400): split it into batches."""
 MAX_CHUNKS_PER_QUERY = 1_000
+NO_SCORE_THRESHOLD = -2.0
+"""Below any cosine similarity: what providers get when a query sets no threshold."""
 HYBRID_CANDIDATES = 4
 """Hybrid search fuses the top ``HYBRID_CANDIDATES * max_chunks`` (at least 20) of each mode."""
 
@@ -55,7 +57,9 @@ class QueryParams:
     """The `params` of a query, validated."""
 
     max_chunks: int = 3
-    score_threshold: float = 0.0
+    score_threshold: float | None = None
+    """None: a vector query returns the nearest chunks however low their similarity (as
+    Llama Stack does); a keyword query returns the chunks that match at all."""
     mode: SearchMode = SearchMode.vector
     ranker: str = "rrf"
     impact_factor: float = 60.0
@@ -82,14 +86,14 @@ class QueryParams:
                 f"max_chunks must be an integer from 1 to {MAX_CHUNKS_PER_QUERY}",
                 field="params.max_chunks",
             )
-        threshold = params.get("score_threshold", 0.0)
-        if threshold is None:
-            threshold = 0.0
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        threshold = params.get("score_threshold")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, int | float)
+        ):
             raise BadRequestError(
                 "score_threshold must be a number", field="params.score_threshold"
             )
-        if not math.isfinite(threshold):
+        if threshold is not None and not math.isfinite(threshold):
             raise BadRequestError("score_threshold must be finite", field="params.score_threshold")
         mode_raw = params.get("mode") or "vector"
         try:
@@ -113,13 +117,20 @@ class QueryParams:
                     )
         return cls(
             max_chunks=int(max_chunks),
-            score_threshold=float(threshold),
+            score_threshold=None if threshold is None else float(threshold),
             mode=mode,
             ranker=ranker,
             impact_factor=impact_factor,
             alpha=alpha,
             filters=filters or None,
         )
+
+    def vector_threshold(self) -> float:
+        """The least similarity a vector hit needs (below any cosine similarity if unset)."""
+        return NO_SCORE_THRESHOLD if self.score_threshold is None else self.score_threshold
+
+    def keyword_threshold(self) -> float:
+        return 0.0 if self.score_threshold is None else self.score_threshold
 
     @staticmethod
     def _parse_ranker(raw: Any) -> tuple[str, float, float]:
@@ -403,7 +414,7 @@ class VectorIORouter(VectorStoresMixin):
             hits = await self._vector(vector_db, provider, query, k, params)
         elif params.mode == SearchMode.keyword:
             hits = await provider.query_keyword(
-                vector_db, query, k, params.score_threshold, params.filters
+                vector_db, query, k, params.keyword_threshold(), params.filters
             )
         else:
             hits = await self._hybrid(vector_db, provider, query, params)
@@ -417,7 +428,7 @@ class VectorIORouter(VectorStoresMixin):
     ) -> list[ScoredChunk]:
         (embedding,) = await self._embed(vector_db, [query])
         hits: list[ScoredChunk] = await provider.query_vector(
-            vector_db, embedding, k, params.score_threshold, params.filters
+            vector_db, embedding, k, params.vector_threshold(), params.filters
         )
         return hits
 
@@ -427,7 +438,7 @@ class VectorIORouter(VectorStoresMixin):
         k = params.max_chunks
         candidates = max(HYBRID_CANDIDATES * k, 20)
         # Candidates are not thresholded: the threshold applies to the fused score.
-        vector_params = QueryParams(filters=params.filters, score_threshold=-2.0)
+        vector_params = QueryParams(filters=params.filters)
         vector_hits, keyword_hits = await asyncio.gather(
             self._vector(vector_db, provider, query, candidates, vector_params),
             provider.query_keyword(vector_db, query, candidates, 0.0, params.filters),
@@ -448,7 +459,7 @@ class VectorIORouter(VectorStoresMixin):
         return [
             ScoredChunk(chunk=by_id[cid], score=score)
             for cid, score in fused
-            if score >= params.score_threshold
+            if params.score_threshold is None or score >= params.score_threshold
         ][:k]
 
 

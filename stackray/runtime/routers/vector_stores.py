@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from stackray.api.common import interleaved_content_as_str
-from stackray.api.errors import BadRequestError, NotFoundError
+from stackray.api.errors import BadRequestError, NotFoundError, QuotaExceededError
 from stackray.api.vector_io import (
     Chunk,
     InsertChunksRequest,
@@ -209,11 +209,14 @@ class VectorStoresMixin:
         }
         self._vs_stores.put(vector_store_id, doc)
         for file_id in request.file_ids or []:
-            await self.openai_attach_file_to_vector_store(
+            # As in Llama Stack, a file that cannot be found does not stop the store from
+            # being created: it is recorded as failed, with the reason.
+            await self._attach_file(
                 vector_store_id,
                 OpenaiAttachFileToVectorStoreRequest(
                     file_id=file_id, chunking_strategy=request.chunking_strategy
                 ),
+                missing_fails=True,
             )
         return self._store_object(self._store_doc(vector_store_id))
 
@@ -296,8 +299,14 @@ class VectorStoresMixin:
             file_id = str(chunk.metadata.get("file_id") or chunk.metadata.get("document_id") or "")
             if file_id not in records:
                 records[file_id] = self._vs_files.get(_file_key(vector_store_id, file_id))
-            record = records[file_id] or {}
-            attrs = dict(record.get("attributes") or {})
+            record = records[file_id]
+            if record is not None:
+                attrs = dict(record.get("attributes") or {})
+            else:
+                # A chunk inserted with vector_io.insert (no file record): its metadata are
+                # its attributes, as in Llama Stack.
+                attrs = {k: v for k, v in chunk.metadata.items() if _is_attribute(v)}
+                record = {}
             if rest and not all(_matches(f, attrs) for f in rest):
                 continue
             data.append(
@@ -345,9 +354,12 @@ class VectorStoresMixin:
 
         files = self._require_files()
         content: bytes = await files.get_file_content(file_id)
-        text = await asyncio.to_thread(
-            text_from_bytes, content, filename, f"{filename} ({file_id})"
-        )
+        try:
+            text = await asyncio.to_thread(
+                text_from_bytes, content, filename, f"{filename} ({file_id})"
+            )
+        except BadRequestError as exc:  # the file's own content: a type with no text, bad bytes
+            raise _UnsupportedFile(exc.message) from None
         size, overlap = _chunking(strategy)
         metadata: dict[str, Any] = {**attributes, "file_id": file_id, "filename": filename}
         chunks = make_chunks(file_id, text, size, overlap, metadata=metadata)
@@ -356,10 +368,41 @@ class VectorStoresMixin:
     async def openai_attach_file_to_vector_store(
         self, vector_store_id: str, request: OpenaiAttachFileToVectorStoreRequest
     ) -> VectorStoreFileObject:
+        return await self._attach_file(vector_store_id, request, missing_fails=False)
+
+    async def _attach_file(
+        self,
+        vector_store_id: str,
+        request: OpenaiAttachFileToVectorStoreRequest,
+        *,
+        missing_fails: bool,
+    ) -> VectorStoreFileObject:
+        """Attach a file; an unknown file id is a 404, or with `missing_fails` a file
+        record with status failed (creating a store with `file_ids`)."""
         self._store_doc(vector_store_id, Action.update)
         files = self._require_files()
-        info = await files.get_file(request.file_id)  # 404 naming the file if unknown
         key = _file_key(vector_store_id, request.file_id)
+        try:
+            info = await files.get_file(request.file_id)  # 404 naming the file if unknown
+        except NotFoundError as exc:
+            if not missing_fails:
+                raise
+            strategy = request.chunking_strategy or VectorStoreChunkingStrategyAuto()
+            failed: dict[str, Any] = {
+                "key": key,
+                "id": request.file_id,
+                "vector_store_id": vector_store_id,
+                "attributes": request.attributes or {},
+                "chunking_strategy": strategy.model_dump(mode="json"),
+                "created_at": int(time.time()),
+                "status": "failed",
+                "usage_bytes": 0,
+                "filename": request.file_id,
+                "chunk_ids": [],
+                "last_error": {"code": "server_error", "message": exc.message},
+            }
+            self._vs_files.put(key, failed)
+            return _file_object(failed)
         old = self._vs_files.get(key)
         if old is not None and old.get("chunk_ids"):
             await self.delete_chunks(vector_store_id, old["chunk_ids"])  # type: ignore[attr-defined]
@@ -394,7 +437,7 @@ class VectorStoresMixin:
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             record.update(
                 status="failed",
-                last_error={"code": "server_error", "message": str(message)},
+                last_error={"code": _error_code(exc), "message": str(message)},
             )
         self._vs_files.put(key, record)
         return _file_object(record)
@@ -470,6 +513,23 @@ class VectorStoresMixin:
         return VectorStoreFileDeleteResponse(id=file_id)
 
 
+class _UnsupportedFile(Exception):
+    """A file whose content cannot be turned into text: the client's file, not the stack."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _error_code(exc: Exception) -> str:
+    """`last_error.code` of a file that failed, in OpenAI's terms."""
+    if isinstance(exc, _UnsupportedFile):
+        return "unsupported_file"
+    if isinstance(exc, QuotaExceededError):
+        return "rate_limit_exceeded"
+    return "server_error"
+
+
 def _file_key(vector_store_id: str, file_id: str) -> str:
     return f"{vector_store_id}/{file_id}"
 
@@ -518,3 +578,8 @@ def _page(
 
 
 __all__ = ["VectorStoresMixin", "open_vector_store_tables"]
+
+
+def _is_attribute(value: Any) -> bool:
+    """What an OpenAI vector store attribute may hold: a string, number or boolean."""
+    return isinstance(value, str | int | float | bool)

@@ -22,6 +22,10 @@ class TelemetrySink(str, Enum):
     sqlite = "sqlite"
     console = "console"
     otlp = "otlp"
+    otel_trace = "otel_trace"
+    """Llama Stack 0.2.12: spans only, over OTLP/HTTP to `otel_trace_endpoint`."""
+    otel_metric = "otel_metric"
+    """Llama Stack 0.2.12: metrics only, over OTLP/HTTP to `otel_metric_endpoint`."""
 
 
 class TelemetryConfig(BaseModel):
@@ -32,7 +36,17 @@ class TelemetryConfig(BaseModel):
     sinks: list[TelemetrySink] = Field(
         default_factory=lambda: [TelemetrySink.sqlite],
         description="Span sinks: 'sqlite' (queryable through the telemetry API), 'console' "
-        "(printed by each replica), 'otlp' (sent to an OpenTelemetry collector).",
+        "(printed by each replica), 'otlp' (spans and metrics sent to an OpenTelemetry "
+        "collector); Llama Stack 0.2.12's 'otel_trace' (spans only, to otel_trace_endpoint) "
+        "and 'otel_metric' (metrics only, to otel_metric_endpoint).",
+    )
+    otel_trace_endpoint: str = Field(
+        default="http://localhost:4318/v1/traces",
+        description="OTLP/HTTP URL of the 'otel_trace' sink (Llama Stack 0.2.12).",
+    )
+    otel_metric_endpoint: str = Field(
+        default="http://localhost:4318/v1/metrics",
+        description="OTLP/HTTP URL of the 'otel_metric' sink (Llama Stack 0.2.12).",
     )
     sqlite_db_path: str | None = Field(
         default=None,

@@ -45,7 +45,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-_HANDLER_NAME = "stackray-telemetry"
+HANDLER_NAME = "stackray-telemetry"
+_HANDLER_NAME = HANDLER_NAME
 
 
 def configure_logging(config: TelemetryConfig) -> logging.Handler:

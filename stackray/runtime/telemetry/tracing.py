@@ -157,9 +157,16 @@ def configure_from(config: TelemetryConfig | None, data_dir: Path, deployment: s
                 schedule_delay_millis=delay,
             )
         )
+    if TelemetrySink.otel_trace in sinks:
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                otlp_span_exporter(config.otel_trace_endpoint, "http/protobuf"),
+                schedule_delay_millis=delay,
+            )
+        )
     meter_provider = meter = None
     readers = []
-    if sinks & {TelemetrySink.otlp, TelemetrySink.console}:
+    if sinks & {TelemetrySink.otlp, TelemetrySink.otel_metric, TelemetrySink.console}:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import (
             ConsoleMetricExporter,
@@ -171,6 +178,9 @@ def configure_from(config: TelemetryConfig | None, data_dir: Path, deployment: s
             exporter = otlp_metric_exporter(
                 config.otel_exporter_otlp_endpoint, config.otel_exporter_otlp_protocol
             )
+            readers.append(PeriodicExportingMetricReader(exporter, interval))
+        if TelemetrySink.otel_metric in sinks:
+            exporter = otlp_metric_exporter(config.otel_metric_endpoint, "http/protobuf")
             readers.append(PeriodicExportingMetricReader(exporter, interval))
         if TelemetrySink.console in sinks:
             readers.append(

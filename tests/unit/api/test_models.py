@@ -13,7 +13,19 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from stackray.api import common, files, inference, inspect, models, safety
+from stackray.api import (
+    common,
+    datasetio,
+    files,
+    inference,
+    inspect,
+    models,
+    safety,
+    scoring,
+)
+from stackray.api import (
+    eval as eval_api,
+)
 from stackray.api.common import ImageContentItem
 from stackray.api.inference import (
     ChatCompletionRequest,
@@ -120,6 +132,44 @@ CONTRACT_NAMES: dict[type[BaseModel], str] = {
     files.OpenAIFileObject: "OpenAIFileObject",
     files.ListOpenAIFileResponse: "ListOpenAIFileResponse",
     files.OpenAIFileDeleteResponse: "OpenAIFileDeleteResponse",
+    datasetio.URIDataSource: "URIDataSource",
+    datasetio.RowsDataSource: "RowsDataSource",
+    datasetio.Dataset: "Dataset",
+    datasetio.RegisterDatasetRequest: "RegisterDatasetRequest",
+    datasetio.ListDatasetsResponse: "ListDatasetsResponse",
+    datasetio.AppendRowsRequest: "AppendRowsRequest",
+    datasetio.PaginatedResponse: "PaginatedResponse",
+    scoring.StringType: "StringType",
+    scoring.NumberType: "NumberType",
+    scoring.BooleanType: "BooleanType",
+    scoring.ArrayType: "ArrayType",
+    scoring.ObjectType: "ObjectType",
+    scoring.JsonType: "JsonType",
+    scoring.UnionType: "UnionType",
+    scoring.ChatCompletionInputType: "ChatCompletionInputType",
+    scoring.CompletionInputType: "CompletionInputType",
+    scoring.AgentTurnInputType: "AgentTurnInputType",
+    scoring.LLMAsJudgeScoringFnParams: "LLMAsJudgeScoringFnParams",
+    scoring.RegexParserScoringFnParams: "RegexParserScoringFnParams",
+    scoring.BasicScoringFnParams: "BasicScoringFnParams",
+    scoring.ScoringFn: "ScoringFn",
+    scoring.RegisterScoringFunctionRequest: "RegisterScoringFunctionRequest",
+    scoring.ListScoringFunctionsResponse: "ListScoringFunctionsResponse",
+    scoring.ScoringResult: "ScoringResult",
+    scoring.ScoreRequest: "ScoreRequest",
+    scoring.ScoreResponse: "ScoreResponse",
+    scoring.ScoreBatchRequest: "ScoreBatchRequest",
+    scoring.ScoreBatchResponse: "ScoreBatchResponse",
+    eval_api.Benchmark: "Benchmark",
+    eval_api.RegisterBenchmarkRequest: "RegisterBenchmarkRequest",
+    eval_api.ListBenchmarksResponse: "ListBenchmarksResponse",
+    eval_api.ModelCandidate: "ModelCandidate",
+    eval_api.AgentCandidate: "AgentCandidate",
+    eval_api.BenchmarkConfig: "BenchmarkConfig",
+    eval_api.RunEvalRequest: "RunEvalRequest",
+    eval_api.EvaluateRowsRequest: "EvaluateRowsRequest",
+    eval_api.EvaluateResponse: "EvaluateResponse",
+    eval_api.Job: "Job",
 }
 
 # Type aliases (unions) -> the contract schema they follow.
@@ -133,6 +183,10 @@ UNION_NAMES: list[tuple[Any, str]] = [
     (inference.OpenAIMessageParam, "OpenAIMessageParam"),
     (inference.OpenAIChatCompletionContentPartParam, "OpenAIChatCompletionContentPartParam"),
     (inference.OpenAIResponseFormatParam, "OpenAIResponseFormatParam"),
+    (datasetio.DataSource, "DataSource"),
+    (scoring.ParamType, "ParamType"),
+    (scoring.ScoringFnParams, "ScoringFnParams"),
+    (eval_api.EvalCandidate, "EvalCandidate"),
 ]
 
 # Enums -> the contract's enum (a schema, or "Schema.prop" for an inline one).
@@ -152,6 +206,10 @@ ENUM_NAMES: list[tuple[type, str]] = [
     (inspect.HealthStatus, "HealthInfo.status"),
     (files.OpenAIFilePurpose, "OpenAIFilePurpose"),
     (files.Order, "Order"),
+    (datasetio.DatasetPurpose, "Dataset.purpose"),
+    (scoring.AggregationFunctionType, "AggregationFunctionType"),
+    (scoring.ScoringFnParamsType, "ScoringFnParamsType"),
+    (eval_api.JobStatus, "Job.status"),
 ]
 
 # Fields we add to a contract schema, and why.

@@ -29,6 +29,9 @@ def test_graph_of_local_distribution():
         "tool-runtime",
         "agents",
         "telemetry",
+        "datasetio",
+        "scoring",
+        "eval",
         "model-transformers",
         "model-sentence-transformers",
         "vector-io",
@@ -37,7 +40,17 @@ def test_graph_of_local_distribution():
         "database-qdrant",
         "database-milvus",
     }
-    for name in ("gateway", "safety", "agents", "files", "vector-io", "telemetry"):
+    for name in (
+        "gateway",
+        "safety",
+        "agents",
+        "files",
+        "vector-io",
+        "telemetry",
+        "datasetio",
+        "scoring",
+        "eval",
+    ):
         assert deps[name].ray_actor_options["num_cpus"] == 0
     # Embedded databases own their files in one process, with no CPU or GPU reserved.
     for name in ("database-chromadb", "database-qdrant", "database-milvus"):
@@ -54,7 +67,17 @@ def test_edges_follow_the_graph():
     deps = deployments(gpus=False)
     models = {"transformers", "sentence-transformers"}
     _, apis, servers = deps["gateway"].init_args
-    assert set(apis) == {"files", "vector_io", "safety", "tool_runtime", "agents", "telemetry"}
+    assert set(apis) == {
+        "files",
+        "vector_io",
+        "safety",
+        "tool_runtime",
+        "agents",
+        "telemetry",
+        "datasetio",
+        "scoring",
+        "eval",
+    }
     assert set(servers) == models
     _, api, calls, servers = deps["vector-io"].init_args
     assert api == "vector_io" and set(calls) == {"files"}

@@ -94,3 +94,54 @@ def test_providers_doc_lists_every_provider_and_config_field():
         assert f"`{spec.provider_type}`" in doc, spec.provider_type
         for name in import_object(spec.config_class).model_fields:
             assert f"`{name}`" in doc, f"{spec.provider_type}: {name}"
+
+
+def test_0_2_12_old_vector_io_names_are_the_same_providers(tmp_path):
+    from stackray.api.vector_io import Chunk, VectorDB
+
+    faiss_store = tmp_path / "faiss_store.db"
+    config = parse_config(
+        {
+            "version": "2",
+            "image_name": "old-names",
+            "apis": ["vector_io"],
+            "providers": {
+                "vector_io": [
+                    {
+                        "provider_id": "meta-reference",
+                        "provider_type": "inline::meta-reference",
+                        "config": {"kvstore": {"type": "sqlite", "db_path": str(faiss_store)}},
+                    },
+                    {
+                        "provider_id": "sqlite-vec",
+                        "provider_type": "inline::sqlite_vec",
+                        "config": {"db_path": str(tmp_path / "sqlite_vec.db")},
+                    },
+                ]
+            },
+            "storage": {"data_dir": str(tmp_path / "data")},
+        }
+    )
+    old, older = config.providers_of(Api.vector_io)
+    assert (
+        spec_for(old, Api.vector_io).impl
+        == spec_for(Provider(provider_id="f", provider_type="inline::faiss"), Api.vector_io).impl
+    )
+    assert spec_for(older, Api.vector_io).config_class.endswith(":SQLiteVecVectorIOConfig")
+    for provider, path in ((old, faiss_store), (older, tmp_path / "sqlite_vec.db")):
+        impl = asyncio.run(instantiate_provider(Api.vector_io, provider, config))
+        vdb = VectorDB(
+            identifier="v",
+            provider_resource_id="v",
+            provider_id=provider.provider_id,
+            embedding_model="m",
+            embedding_dimension=2,
+        )
+        chunk = Chunk(
+            content="hello", metadata={"document_id": "d", "chunk_id": "c"}, embedding=[1.0, 0.0]
+        )
+        asyncio.run(impl.register_vector_db(vdb))
+        asyncio.run(impl.insert_chunks(vdb, [chunk]))
+        hits = asyncio.run(impl.query_vector(vdb, [0.0, 1.0], 1, -1.0, None))
+        assert [h.chunk.content for h in hits] == ["hello"]
+        assert path.exists()

@@ -36,7 +36,20 @@ def test_local_distribution_loads():
         Api.tool_runtime,
         Api.agents,
         Api.telemetry,
+        Api.datasetio,
+        Api.scoring,
+        Api.eval,
     ]
+    assert [p.provider_type for p in config.providers_of(Api.datasetio)] == [
+        "inline::localfs",
+        "remote::huggingface",
+    ]
+    assert [p.provider_type for p in config.providers_of(Api.scoring)] == [
+        "inline::basic",
+        "inline::llm-as-judge",
+    ]
+    # The judge of the llm-as-judge functions is the default model.
+    assert config.providers_of(Api.scoring)[1].config == {"judge_model": "SmolLM2-135M-Instruct"}
     assert [p.provider_type for p in config.providers_of(Api.telemetry)] == [
         "inline::meta-reference"
     ]
@@ -299,5 +312,45 @@ def test_fields_this_version_does_not_act_on_are_refused(section, field):
 
 
 def test_an_api_without_a_router_is_refused():
-    with pytest.raises(ConfigError, match=r"apis\[1\]: eval is not served by this version"):
-        parse_config(dict(MINIMAL, apis=["inference", "eval"]))
+    with pytest.raises(
+        ConfigError, match=r"apis\[1\]: post_training is not served by this version"
+    ):
+        parse_config(dict(MINIMAL, apis=["inference", "post_training"]))
+
+
+def test_a_yaml_syntax_error_names_file_line_column_and_what_was_expected(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("version: 2\nimage_name: x\napis: [inference\nproviders: {}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path), env={})
+    message = str(err.value)
+    first, shown, caret = message.splitlines()
+    assert first == (
+        f"{path}:4:10: invalid YAML: expected ',' or ']', but got ':' "
+        "(while parsing a flow sequence that starts at line 3, column 7)"
+    )
+    assert shown == "    providers: {}" and caret == "    " + " " * 9 + "^"
+
+
+def test_a_yaml_scanner_error_and_a_top_level_list_are_config_errors(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("version: 2\napis:\n\t- inference\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:3:1: invalid YAML: found character '\\t'"):
+        load_config(str(path), env={})
+    path.write_text("- inference\n")
+    with pytest.raises(
+        ConfigError, match=rf"^{path}: expected a mapping at the top level, got list"
+    ):
+        load_config(str(path), env={})
+
+
+def test_an_unset_variable_names_the_file_and_the_field(tmp_path):
+    from stackray.deployments.app import resolved_config
+
+    path = write(tmp_path, dict(MINIMAL, server={"port": "${env.STACKRAY_TEST_UNSET_PORT}"}))
+    expected = f"^{path}: server.port: environment variable STACKRAY_TEST_UNSET_PORT is not set"
+    with pytest.raises(ConfigError, match=expected):
+        load_config(str(path), env={})
+    # The path `stackray run` / `check` / `serve run` take.
+    with pytest.raises(ConfigError, match=expected):
+        resolved_config({"config": str(path)})

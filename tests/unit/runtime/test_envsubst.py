@@ -17,6 +17,10 @@ ENV = {"SET": "value", "EMPTY": "", "PORT": "9000"}
         ("${env.UNSET:=fallback}", "fallback"),
         ("${env.SET:=fallback}", "value"),
         ("${env.SET:+on}", "on"),
+        ("${env.SET+on}", "on"),
+        ("${env.UNSET+on}", None),
+        ("${env.EMPTY+on}", None),
+        ("${env.SET+chromadb}-${env.UNSET+x}", "chromadb-"),
         ("${env.UNSET:+on}", None),
         ("${env.EMPTY:+on}", None),
         ("${env.UNSET:=}", None),
@@ -40,3 +44,12 @@ def test_unset_without_default_names_variable_and_field():
 def test_nested_structures_and_non_strings_untouched():
     data = {"a": ["${env.SET}", 3, True], "b": {"c": None, "d": "${env.PORT}"}}
     assert interpolate(data, ENV) == {"a": ["value", 3, True], "b": {"c": None, "d": "9000"}}
+
+
+def test_a_substituted_home_directory_is_expanded(monkeypatch):
+    monkeypatch.setenv("HOME", "/home/user")
+    assert interpolate("${env.UNSET:~/.llama/d}/kv.db", ENV) == "/home/user/.llama/d/kv.db"
+    assert interpolate("${env.DIR}/kv.db", {"DIR": "~/s"}) == "/home/user/s/kv.db"
+    assert interpolate("${env.SET+~/on}", ENV) == "/home/user/on"
+    # Only substituted values are expanded; a literal stays as written.
+    assert interpolate("~/literal", ENV) == "~/literal"

@@ -258,6 +258,20 @@ def test_set_if_absent(kv):
     assert kv.get("expired") == "new"
 
 
+def test_namespaces_keep_document_tables_apart(config, table):
+    a = DocumentStore(config.model_copy(update={"namespace": "team-a"}), table, {"model": str})
+    b = DocumentStore(config.model_copy(update={"namespace": "b"}), table, {"model": str})
+    try:
+        assert (a.table, b.table) == (f"team_a_{table}", f"b_{table}")
+        a.put("x", {"model": "m", "by": "a"})
+        b.put("x", {"model": "m", "by": "b"})
+        assert (a.get("x")["by"], b.get("x")["by"]) == ("a", "b")
+        assert a.count({"model": "m"}) == 1
+    finally:
+        a.close()
+        b.close()
+
+
 def test_namespaces_share_one_table(config):
     a = open_kvstore(config.model_copy(update={"namespace": "a"}))
     b = open_kvstore(config.model_copy(update={"namespace": "b"}))

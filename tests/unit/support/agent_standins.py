@@ -5,7 +5,7 @@ router is given these objects as `deps[Api.safety]`, `deps[Api.tool_runtime]` an
 `deps[Api.vector_io]`. Each implements exactly the methods the agents router calls, with
 the real request and response models:
 
-- safety: `run_shield(RunShieldRequest) -> RunShieldResponse`
+- safety: `get_shield(identifier) -> Shield`, `run_shield(RunShieldRequest) -> RunShieldResponse`
 - tool runtime: `list_runtime_tools(tool_group_id, mcp_endpoint) -> ListToolDefsResponse`,
   `invoke_tool(InvokeToolRequest) -> ToolInvocationResult`
 - vector IO: `register_vector_db(RegisterVectorDbRequest) -> VectorDB`,
@@ -22,7 +22,13 @@ from typing import Any
 
 from stackray.api.common import URL, interleaved_content_as_str
 from stackray.api.errors import NotFoundError
-from stackray.api.safety import RunShieldRequest, RunShieldResponse, SafetyViolation, ViolationLevel
+from stackray.api.safety import (
+    RunShieldRequest,
+    RunShieldResponse,
+    SafetyViolation,
+    Shield,
+    ViolationLevel,
+)
 from stackray.api.tools import (
     InvokeToolRequest,
     ListToolDefsResponse,
@@ -53,9 +59,16 @@ class StandInSafety:
         self.banned = banned
         self.calls: list[RunShieldRequest] = []
 
+    SHIELDS = ("banned-words", "cautious")
+
+    async def get_shield(self, identifier: str, field: str = "identifier") -> Shield:
+        if identifier not in self.SHIELDS:
+            raise NotFoundError(f"shield {identifier!r} not found", field=field)
+        return Shield(identifier=identifier, provider_id="standin")
+
     async def run_shield(self, request: RunShieldRequest) -> RunShieldResponse:
         self.calls.append(request)
-        if request.shield_id not in ("banned-words", "cautious"):
+        if request.shield_id not in self.SHIELDS:
             raise NotFoundError(f"shield {request.shield_id!r} not found", field="shield_id")
         text = " ".join(interleaved_content_as_str(m.content) for m in request.messages).lower()
         if not any(word in text for word in self.banned):

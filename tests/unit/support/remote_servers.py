@@ -2,7 +2,8 @@
 
 `FakeService` runs a FastAPI app with uvicorn in a thread on 127.0.0.1. `openai_app` is
 OpenAI's API (`/models`, `/chat/completions`, `/completions`, `/embeddings`), under `/v1`
-and the other prefixes hosted services use (`/openai/v1`, `/inference/v1`);
+and the other prefixes hosted services use (`/openai/v1`, `/inference/v1`), and
+Llama Stack's own (`/v1/openai/v1`);
 `remote_ollama_server.ollama_app` is Ollama's.
 
 The model behind them echoes: it answers "echo: <last user text>", one token per word;
@@ -67,6 +68,8 @@ class FakeService:
         self.models = list(MODELS)
         self.lists_models = True
         self.required_key: str | None = None
+        self.any_model = False
+        """Answer whatever model a request names (TGI's Messages API serves its one model)."""
         self.app = build(self)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -242,7 +245,7 @@ def openai_router(svc: FakeService) -> APIRouter:
     router = APIRouter()
 
     def unknown_model(body: dict[str, Any]) -> Response | None:
-        if body.get("model") in svc.models:
+        if svc.any_model or body.get("model") in svc.models:
             return None
         message = f"The model `{body.get('model')}` does not exist."
         return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, 404)
@@ -441,7 +444,8 @@ def openai_router(svc: FakeService) -> APIRouter:
 
 def openai_app(svc: FakeService) -> FastAPI:
     app = FastAPI()
-    for prefix in ("/v1", "/openai/v1", "/inference/v1"):
+    # /v1/openai/v1: where a Llama Stack server serves OpenAI's routes (remote::passthrough).
+    for prefix in ("/v1", "/openai/v1", "/inference/v1", "/v1/openai/v1"):
         app.include_router(openai_router(svc), prefix=prefix)
     return app
 

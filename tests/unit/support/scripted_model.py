@@ -4,7 +4,9 @@ Agent tests need a model whose tool calls they control. `ScriptedModel` is a rea
 service (the `FakeService` runner of `remote_servers`) that `remote::vllm` talks to; each
 chat completion (streamed or not) answers with the next `Reply` of `script`, or, once the
 script is used up, deterministically: after a tool result "tool said: <result>", else
-"echo: <last user text>". A script item may be a function of the request body.
+"echo: <last user text>". A script item may be a function of the request body. Words
+count as tokens: `max_tokens` cuts the answer (`finish_reason: length`), and `usage`
+counts them.
 
 Every request is recorded (`requests`), so tests see what the agent sent: messages,
 tools, tool_choice, response_format, sampling parameters.
@@ -94,6 +96,10 @@ def scripted_app(svc: FakeService) -> FastAPI:
         ]
         finish = "tool_calls" if calls else "stop"
         words = reply.text.split(" ") if reply.text else []
+        # A word is a token here; like an OpenAI server, stop at the token limit asked for.
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if limit is not None and len(words) + len(calls) > limit:
+            words, calls, finish = words[:limit], [], "length"
         usage = {
             "prompt_tokens": sum(len(text_of(m.get("content")).split()) for m in body["messages"]),
             "completion_tokens": len(words) + len(calls),

@@ -139,6 +139,12 @@ def test_agent_config_is_checked(make_stack: Callable[..., AgentsStack]) -> None
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "agent_config.input_shields"
     assert "safety API" in r.json()["error"]["message"]
+    with_safety = make_stack().client()
+    r = httpx.post(
+        f"{with_safety.base_url}/v1/agents",
+        json={"agent_config": {"model": MODEL, "instructions": "x", "input_shields": ["nope"]}},
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "agent_config.input_shields[0]"
     r = create(toolgroups=["builtin::rag"])
     assert r.status_code == 400 and r.json()["error"]["param"] == "agent_config.toolgroups"
     assert "tool_runtime API" in r.json()["error"]["message"]
@@ -147,6 +153,9 @@ def test_agent_config_is_checked(make_stack: Callable[..., AgentsStack]) -> None
     r = create(tool_config={"tool_choice": "get_weather"})
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "agent_config.tool_config.tool_choice"
+    r = create(sampling_params={"strategy": {"type": "top_p", "temperature": -1}})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "agent_config.sampling_params.strategy.temperature"
     r = create(surprise=True)
     assert r.status_code == 400 and "surprise" in r.json()["error"]["message"]
 

@@ -224,6 +224,24 @@ def test_mcp_tool_turn(stack: AgentsStack, model: ScriptedModel, mcp_server: MCP
     assert failed.output_message.content.startswith("tool said: ")
 
 
+def test_unknown_shields_are_refused_when_the_agent_is_made(stack: AgentsStack) -> None:
+    http = httpx.Client(base_url=stack.client().base_url)
+
+    def create(**config: Any) -> httpx.Response:
+        body = {"model": MODEL, "instructions": "x", **config}
+        return http.post("/v1/agents", json={"agent_config": body})
+
+    r = create(input_shields=["nope"])
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "agent_config.input_shields[0]"
+    assert "shield 'nope' not found" in r.json()["error"]["message"]
+    r = create(input_shields=[CODE_SHIELD], output_shields=[CODE_SHIELD, "ghost"])
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "agent_config.output_shields[1]"
+    assert "ghost" in r.json()["error"]["message"]
+    assert create(input_shields=[CODE_SHIELD], output_shields=[CODE_SHIELD]).status_code == 200
+
+
 def test_code_scanner_input_shield_stops_the_turn(stack: AgentsStack, model: ScriptedModel) -> None:
     client = stack.client()
     agent = Agent(client, model=MODEL, instructions="x", input_shields=[CODE_SHIELD])

@@ -196,3 +196,71 @@ def test_refused_tools_and_bad_requests(client: openai.OpenAI) -> None:
         client.responses.create(model="no-such-model", input="x")
     with pytest.raises(openai.NotFoundError):
         client.responses.input_items.list("resp_nope")
+
+
+def test_max_output_tokens_is_honoured_and_usage_filled(
+    client: openai.OpenAI, model: ScriptedModel
+) -> None:
+    long = " ".join(f"w{i}" for i in range(40))
+    full = client.responses.create(model=MODEL, input=long)
+    assert full.status == "completed" and full.incomplete_details is None
+    assert full.usage is not None
+    assert full.usage.output_tokens == 41  # "echo:" and the 40 words
+    assert full.usage.input_tokens == 40
+    assert full.usage.total_tokens == 81
+    assert full.usage.input_tokens_details.cached_tokens == 0
+    assert model.chats[-1]["stream_options"] == {"include_usage": True}
+
+    cut = client.responses.create(model=MODEL, input=long, max_output_tokens=5)
+    assert model.chats[-1]["max_tokens"] == 5
+    assert cut.output_text == "echo: w0 w1 w2 w3"
+    assert cut.status == "incomplete" and cut.incomplete_details.reason == "max_output_tokens"
+    assert cut.max_output_tokens == 5 and cut.usage.output_tokens == 5
+    assert client.responses.retrieve(cut.id).usage.output_tokens == 5
+
+    events = list(
+        client.responses.create(model=MODEL, input=long, max_output_tokens=3, stream=True)
+    )
+    final = events[-1].response
+    assert final.status == "incomplete" and final.usage.output_tokens == 3
+    assert final.output_text == "echo: w0 w1"
+
+
+def test_max_output_tokens_bounds_every_step_together(
+    client: openai.OpenAI, stack: AgentsStack, model: ScriptedModel
+) -> None:
+    # A file search step spends 1 token (its call) of 4: the answer may have 3.
+    assert stack.vector_io is not None
+    asyncio.run(
+        stack.vector_io.register_vector_db(
+            RegisterVectorDbRequest(vector_db_id="kb", embedding_model="embed")
+        )
+    )
+    model.play(Reply(tool_calls=[("file_search", {"query": "x"})]))
+    r = client.responses.create(
+        model=MODEL,
+        input="find it",
+        max_output_tokens=4,
+        tools=[{"type": "file_search", "vector_store_ids": ["kb"]}],
+    )
+    assert [c["max_tokens"] for c in model.chats[-2:]] == [4, 3]
+    assert r.usage.output_tokens == 4 and r.status == "incomplete"
+
+
+def test_top_p_passes_through_and_is_echoed(client: openai.OpenAI, model: ScriptedModel):
+    r = client.responses.create(model=MODEL, input="x", top_p=0.5, temperature=0.7)
+    assert model.chats[-1]["top_p"] == 0.5 and model.chats[-1]["temperature"] == 0.7
+    assert r.top_p == 0.5 and r.temperature == 0.7
+
+
+def test_unknown_and_out_of_range_fields_are_refused(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model=MODEL, input="x", extra_body={"surprise": 1})
+    assert e.value.body["param"] == "surprise"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model=MODEL, input="x", truncation="auto")
+    assert e.value.body["param"] == "truncation"
+    for field, value in (("max_output_tokens", 0), ("temperature", -1), ("top_p", 0)):
+        with pytest.raises(openai.BadRequestError) as e:
+            client.responses.create(model=MODEL, input="x", **{field: value})
+        assert e.value.body["param"] == field

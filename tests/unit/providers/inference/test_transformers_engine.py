@@ -292,24 +292,6 @@ def test_json_schema_output_validates(engine: TransformersEngine) -> None:
     jsonschema.validate(value, PERSON_SCHEMA)
 
 
-def test_grammar_output_is_in_its_language(engine: TransformersEngine) -> None:
-    from stackray.providers.inline.safety.llama_guard.prompt import parse_verdict, verdict_grammar
-
-    prompt = chat(engine, "Is this message safe: 'What is 2+2?' Answer.")
-    request = GenerationRequest(prompt=prompt, max_tokens=12, grammar=verdict_grammar({"S5"}))
-    chunks = run(collect(engine, request))
-    answer = text_of(chunks)
-    assert answer == "safe" or answer.startswith("unsafe\n"), answer
-    parse_verdict(answer, {"S5"})  # a verdict, whatever a 135M model makes of the question
-
-
-def test_a_grammar_that_does_not_parse_is_a_400(engine: TransformersEngine) -> None:
-    request = GenerationRequest(chat(engine, "hi"), max_tokens=4, grammar="root ::= (")
-    with pytest.raises(BadRequestError) as info:
-        run(collect(engine, request))
-    assert info.value.field == "response_format.bnf"
-
-
 WEATHER_TOOL = {
     "type": "function",
     "function": {

@@ -80,8 +80,43 @@ OPENAI_COMPATIBLE = [
         "api_key",
     ),
 ]
+# Llama Stack 0.2.12's passthrough (another Llama Stack server's OpenAI routes) and the
+# `-openai-compat` providers.
+OPENAI_COMPATIBLE += [
+    (
+        "remote::passthrough",
+        lambda base: {"url": base},
+        "/v1/openai/v1",
+        "passthrough_api_key",
+        "api_key",
+    ),
+    *(
+        (
+            f"remote::{name}-openai-compat",
+            lambda base: {"openai_compat_api_base": f"{base}/v1"},
+            "/v1",
+            f"{name}_api_key",
+            "api_key",
+        )
+        for name in ("llama", "cerebras", "fireworks", "groq", "together", "sambanova")
+    ),
+]
 IDS = [row[0] for row in OPENAI_COMPATIBLE]
-REMOTE_TYPES = {*IDS, "remote::ollama"}
+REMOTE_TYPES = {
+    *IDS,
+    "remote::ollama",
+    "remote::nvidia",
+    "remote::tgi",
+    "remote::hf::serverless",
+    "remote::hf::endpoint",
+    "remote::watsonx",
+    "remote::anthropic",
+    "remote::gemini",
+    "remote::databricks",
+    "remote::runpod",
+}
+KEYLESS = {"remote::vllm", "remote::passthrough"}
+"""Services usually reached without a key: a request without one is sent."""
 
 
 def chat(text: str = "hi", model: str = "served-model", **fields: Any) -> ChatCompletionRequest:
@@ -137,11 +172,17 @@ def test_configs_forbid_unknown_fields_and_hide_secrets(provider_type):
     with pytest.raises(ValueError, match="prot"):
         config_cls.model_validate({"url": "http://x", "prot": 1})
     secrets = [n for n, f in config_cls.model_fields.items() if "SecretStr" in str(f.annotation)]
-    if provider_type == "remote::ollama":
+    if provider_type in ("remote::ollama", "remote::tgi"):
         assert secrets == []
         return
     assert len(secrets) == 1
-    required = {"url": "http://x"} if provider_type == "remote::vllm" else {}
+    required: dict[str, str] = (
+        {"url": "http://x"} if provider_type in KEYLESS | {"remote::databricks"} else {}
+    )
+    required |= {
+        "remote::hf::serverless": {"huggingface_repo": "org/m"},
+        "remote::hf::endpoint": {"endpoint_name": "org/e"},
+    }.get(provider_type, {})
     config = config_cls.model_validate({**required, secrets[0]: "sk-very-secret"})
     assert "sk-very-secret" not in repr(config)
     assert getattr(config, secrets[0]) == SecretStr("sk-very-secret")
@@ -224,6 +265,10 @@ def test_without_any_key(openai_server, provider_type, config, prefix, data_key,
         # vLLM servers usually take no key; Llama Stack's default token is sent.
         call(adapter, "chat_completion", chat())
         assert openai_server.last.headers["authorization"] == "Bearer fake"
+        return
+    if provider_type in KEYLESS:
+        call(adapter, "chat_completion", chat())
+        assert "authorization" not in openai_server.last.headers
         return
     with pytest.raises(BadRequestError, match=f"no API key.*{data_key}"):
         call(adapter, "chat_completion", chat())

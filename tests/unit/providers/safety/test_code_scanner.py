@@ -106,3 +106,124 @@ def test_code_blocks():
     assert code_blocks(text) == [("python", "x = 1\n"), ("javascript", "y()\n"), (None, "plain\n")]
     assert code_blocks("no fences") == [(None, "no fences")]
     assert code_blocks("```brainfuck\n+++\n```") == [(None, "+++\n")]
+
+
+# The request of a scanner that failed open: three findings, all by semgrep rules (so
+# every scan runs semgrep-core).
+UNSAFE = (
+    "Clean up like this:\n```python\nimport os, pickle\n\n"
+    "def handle(path, data, user_input):\n"
+    '    os.system("rm -rf " + path)\n'
+    "    obj = pickle.loads(data)\n"
+    "    return eval(user_input), obj\n```\n"
+)
+UNSAFE_PATTERNS = ["insecure-eval-use", "insecure-os-system-use", "unsafe-pickle-use"]
+
+
+def test_the_same_unsafe_request_under_concurrency_is_always_a_violation(tmp_path):
+    """40 identical scans, 8 at a time, on uvloop (the loop Ray Serve replicas run, whose
+    own subprocess spawning forks): every answer names the three findings."""
+    import uvloop
+
+    router = start(tmp_path)
+    request = RunShieldRequest(shield_id="scan", messages=[user(UNSAFE)])
+
+    async def scans() -> list[Any]:
+        gate = asyncio.Semaphore(8)
+
+        async def one() -> Any:
+            async with gate:
+                return (await router.run_shield(request)).violation
+
+        return await asyncio.gather(*(one() for _ in range(40)))
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        answers = runner.run(scans())
+    assert len(answers) == 40
+    for v in answers:
+        assert v is not None
+        assert v.metadata["patterns"] == UNSAFE_PATTERNS
+        assert v.metadata["violation_type"] == "insecure_code"
+
+
+def fake_semgrep(tmp_path, script: str) -> str:
+    """A stand-in semgrep-core: a shell script in place of the binary."""
+    path = tmp_path / "semgrep-core"
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+FAILING_SCANNERS = {
+    "exits non-zero": ("echo 'rules did not load' >&2; exit 2", "exited with status 2"),
+    "crashes": ("kill -SEGV $$", "killed by SIGSEGV"),
+    "writes no report": ("echo 'Fatal error: exception Stack_overflow'", "not its JSON report"),
+    "scans nothing": (
+        """echo '{"results": [], "errors": [], "paths": {"scanned": []}}'""",
+        "did not scan the code",
+    ),
+    "reports a fatal error": (
+        """echo '{"results": [], "errors": [{"level": "error", "type": "Rule parse error",
+        "message": "bad rule"}], "paths": {"scanned": ["code.py"]}}'""",
+        "bad rule",
+    ),
+    "hangs": ("exec sleep 30", "did not finish in 0.5 s"),
+}
+
+
+@pytest.mark.parametrize("case", FAILING_SCANNERS)
+def test_a_scan_that_fails_blocks(tmp_path, case):
+    script, reason = FAILING_SCANNERS[case]
+    router = start(tmp_path, semgrep_core=fake_semgrep(tmp_path, script), timeout_s=0.5)
+    v = run(router, user(UNSAFE))
+    assert v is not None and v.violation_level == "error"
+    assert v.metadata["violation_type"] == "scan_failed"
+    [failure] = v.metadata["scan_failures"]
+    assert failure["message_index"] == 0
+    assert failure["reason"].startswith("python: ") and reason in failure["reason"]
+    assert "could not finish its scan" in v.user_message
+
+
+def test_a_scan_that_fails_is_a_502_with_on_failure_error(tmp_path):
+    from stackray.api.errors import ProviderError
+
+    router = start(
+        tmp_path, semgrep_core=fake_semgrep(tmp_path, "kill -SEGV $$"), on_failure="error"
+    )
+    with pytest.raises(ProviderError) as caught:
+        run(router, user(UNSAFE))
+    assert caught.value.status_code == 502
+    assert "killed by SIGSEGV" in caught.value.message and "code-scanner" in caught.value.message
+
+
+def test_what_regex_rules_find_is_reported_when_semgrep_is_not_needed(tmp_path):
+    # A failing semgrep-core is not run for code its regex rules already flag.
+    router = start(tmp_path, semgrep_core=fake_semgrep(tmp_path, "exit 1"))
+    v = run(router, user(f"```python\n{MD5}```"))
+    assert v is not None and v.metadata["violation_type"] == "insecure_code"
+    assert "scan_failures" not in v.metadata
+
+
+def test_a_failure_beside_findings_blocks_and_reports_both(tmp_path):
+    # Unfenced text is scanned as every language: the semgrep run of each fails, the
+    # language-agnostic regex rules still find the MD5.
+    router = start(tmp_path, semgrep_core=fake_semgrep(tmp_path, "exit 3"))
+    v = run(router, user(MD5 + "\n" + PICKLE))
+    assert v is not None and v.violation_level == "error"
+    assert v.metadata["violation_type"] == "insecure_code,scan_failed"
+    assert v.metadata["issues"] and v.metadata["scan_failures"]
+
+
+def test_a_semgrep_core_that_is_not_there_is_refused_at_start(tmp_path):
+    from stackray.api.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="semgrep_core .*nowhere.* is not an executable file"):
+        start(tmp_path, semgrep_core=str(tmp_path / "nowhere"))
+
+
+def test_config_is_checked(tmp_path):
+    from stackray.api.errors import ConfigError
+
+    for field, value in (("on_failure", "pass"), ("timeout_s", 0), ("max_parallel_scans", 0)):
+        with pytest.raises(ConfigError, match=rf"providers\.safety\[0\]\.config\.{field}"):
+            start(tmp_path, **{field: value})

@@ -366,3 +366,21 @@ def test_remote_qdrant_config_takes_one_address():
     assert QdrantVectorIOConfig(url="http://q:6333", api_key="k").url == "http://q:6333"
     with pytest.raises(ValidationError, match="only one of location, url, host"):
         QdrantVectorIOConfig(url="http://q:6333", host="q")
+
+
+def test_milvus_lite_is_reached_without_keepalive_pings(tmp_path):
+    # Milvus Lite's server answers pymilvus's default 10 s pings with GOAWAY
+    # "too_many_pings" (a gRPC log line per idle spell): the channel sends none.
+    from stackray.providers.inline.vector_io.milvus.impl import GRPC_OPTIONS
+
+    h = Harness("inline::milvus", {}, tmp_path / "data")
+    impl = h.start()
+    try:
+        options = impl._client._get_connection()._grpc_options
+        assert options == GRPC_OPTIONS
+        assert options["grpc.keepalive_time_ms"] >= 5 * 60 * 1000
+        assert options["grpc.keepalive_permit_without_calls"] is False
+        run(impl.register_vector_db(_db("kept")))  # and the channel works
+        assert run(impl.query_vector(_db("kept"), [1.0, 0.0, 0.0, 0.0], 1, -1.0)) == []
+    finally:
+        h.stop()

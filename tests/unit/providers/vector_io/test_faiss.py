@@ -191,3 +191,38 @@ def test_replay_skips_chunks_deleted_after_the_snapshot(tmp_path):
         assert top(again, q, 8) == exact(vectors, q, 8, keep)
     asyncio.run(again.insert_chunks(VDB, [chunks[179]]))
     assert top(again, vectors[179], 1) == ["c179"]
+
+
+def test_a_0_2_12_kvstore_puts_the_chunks_where_it_says(tmp_path):
+    import sqlite3
+
+    store = tmp_path / "elsewhere" / "faiss_store.db"
+    kvstore = {"type": "sqlite", "namespace": None, "db_path": str(store)}
+    provider = make(tmp_path / "data", kvstore=kvstore)
+    vectors, chunks = data(12)
+    asyncio.run(provider.register_vector_db(VDB))
+    asyncio.run(provider.insert_chunks(VDB, chunks))
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("SELECT count(*) FROM chunks WHERE db = 'v'").fetchone() == (12,)
+    assert not (tmp_path / "data" / "faiss.db").exists()
+    again = make(tmp_path / "other-data", kvstore=kvstore)
+    assert top(again, vectors[3], 1) == ["c3"]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"kvstore": {"type": "postgres", "user": "u"}}, "kvstore.type: inline::faiss keeps"),
+        (
+            {"kvstore": {"type": "sqlite", "namespace": "ns", "db_path": "/tmp/f.db"}},
+            "kvstore.namespace",
+        ),
+        (
+            {"db_path": "/tmp/a.db", "kvstore": {"type": "sqlite", "db_path": "/tmp/b.db"}},
+            "name two files",
+        ),
+    ],
+)
+def test_a_kvstore_it_cannot_honour_is_refused(config, message):
+    with pytest.raises(ValueError, match=message):
+        FaissVectorIOConfig(**config)

@@ -281,6 +281,48 @@ def test_localfs_storage_dir_and_ids(tmp_path) -> None:
         run(router.get_file("../../etc/passwd"))
 
 
+def test_localfs_metadata_store_of_0_2_12_holds_the_files_table(tmp_path) -> None:
+    import sqlite3
+
+    metadata = tmp_path / "stores" / "files_metadata.db"
+    provider = {
+        "provider_id": "meta-reference-files",
+        "provider_type": "inline::localfs",
+        "config": {
+            "storage_dir": str(tmp_path / "files"),
+            "metadata_store": {"type": "sqlite", "db_path": str(metadata)},
+        },
+    }
+    router = make_router(tmp_path / "data", provider)
+    created = run(router.upload_file(b"abc", "a.txt", "assistants"))
+    with sqlite3.connect(metadata) as conn:
+        assert conn.execute("SELECT id FROM files").fetchall() == [(created.id,)]
+    assert not (tmp_path / "data" / "registry.db").exists()
+    # Another router on the same config (a restart, another replica) sees the file.
+    assert run(make_router(tmp_path / "data", provider).get_file(created.id)) == created
+
+
+def test_files_providers_naming_two_metadata_stores_are_refused(tmp_path) -> None:
+    def localfs(pid: str, db: str) -> dict[str, Any]:
+        return {
+            "provider_id": pid,
+            "provider_type": "inline::localfs",
+            "config": {"metadata_store": {"type": "sqlite", "db_path": str(tmp_path / db)}},
+        }
+
+    stack = parse_config(
+        {
+            "version": 2,
+            "image_name": "files",
+            "apis": ["files"],
+            "providers": {"files": [localfs("a", "a.db"), localfs("b", "b.db")]},
+            "storage": {"data_dir": str(tmp_path / "data")},
+        }
+    )
+    with pytest.raises(ConfigError, match="providers.files: the providers name different"):
+        asyncio.run(build_router(stack, {}))
+
+
 def test_a_stack_without_files_provider_is_refused(tmp_path) -> None:
     stack = parse_config(
         {"version": 2, "image_name": "x", "apis": ["files"], "storage": {"data_dir": str(tmp_path)}}

@@ -144,15 +144,6 @@ def test_safe_conversation_has_no_violation_and_the_prompt_is_llama_guards(clien
     body = guard.requests[-1].body
     assert body["model"] == GUARD_MODEL
     assert body["max_tokens"] == 20
-    # remote::vllm takes no grammar response format: the verdict is asked without one.
-    assert "response_format" not in body
-
-
-def test_a_provider_without_grammars_is_asked_once_per_verdict(clients, guard):
-    before = len(guard.requests)
-    for _ in range(2):
-        assert run(clients, [{"role": "user", "content": "Hello"}]).violation is None
-    assert len(guard.requests) == before + 2
 
 
 def test_unsafe_verdict_is_a_violation_with_its_categories(clients, guard):

@@ -161,7 +161,11 @@ def test_a_file_that_cannot_be_read_fails_with_the_reason(env: Env) -> None:
     attached = env.openai.vector_stores.files.create(vector_store_id=store.id, file_id=binary)
     assert attached.status == "failed"
     assert attached.last_error is not None and "blob.bin" in attached.last_error.message
+    # The client's file, not the stack's failure: OpenAI's code for it.
+    assert attached.last_error.code == "unsupported_file"
     assert env.openai.vector_stores.retrieve(store.id).file_counts.failed == 1
+    listed = env.openai.vector_stores.files.retrieve(vector_store_id=store.id, file_id=binary)
+    assert listed.last_error is not None and listed.last_error.code == "unsupported_file"
 
 
 def test_vector_store_errors_name_the_problem(env: Env) -> None:
@@ -238,3 +242,64 @@ def test_rag_tool_refuses_files_outside_the_allowed_dirs(env: Env, tmp_path: Pat
             content="x", vector_db_ids=["rag-private"], query_config={"chunk_template": "{oops}"}
         )
     assert "chunk_template" in str(err.value)
+
+
+# ---- behaviours Llama Stack 0.2.12 clients rely on ------------------------------------------
+
+
+def test_chunks_inserted_with_vector_io_come_back_from_vector_store_search(env: Env) -> None:
+    store = env.openai.vector_stores.create(name="chunks")
+    client = env.llama()
+    client.vector_io.insert(
+        vector_db_id=store.id,
+        chunks=[
+            {"content": BREAD, "metadata": {"document_id": "doc-bread", "topic": "food"}},
+            {"content": ROCKETS, "metadata": {"document_id": "doc-rockets", "topic": "space"}},
+        ],
+    )
+    page = env.openai.vector_stores.search(store.id, query="how does sourdough rise?")
+    assert page.data[0].content[0].text == BREAD
+    assert page.data[0].attributes is not None
+    assert page.data[0].attributes["document_id"] == "doc-bread"
+    assert page.data[0].attributes["topic"] == "food"
+    space = env.openai.vector_stores.search(
+        store.id, query="bread", filters={"type": "eq", "key": "topic", "value": "space"}
+    )
+    assert [r.content[0].text for r in space.data] == [ROCKETS]
+    assert space.data[0].attributes["document_id"] == "doc-rockets"
+
+
+def test_a_vector_query_returns_the_nearest_chunk_however_far_unless_a_threshold(
+    env: Env,
+) -> None:
+    client = env.llama()
+    client.vector_dbs.register(
+        vector_db_id="far", embedding_model=EMBEDDING, embedding_dimension=384
+    )
+    # A precomputed embedding unlike any text's: its similarity to a query is near zero.
+    vector = [1.0 if i % 2 == 0 else -1.0 for i in range(384)]
+    client.vector_io.insert(
+        vector_db_id="far",
+        chunks=[{"content": "lonely chunk", "metadata": {"document_id": "d"}, "embedding": vector}],
+    )
+    for query in ("how does sourdough rise?", "rocket thrust", "x"):
+        hits = client.vector_io.query(vector_db_id="far", query=query)
+        assert [c.content for c in hits.chunks] == ["lonely chunk"]
+    strict = client.vector_io.query(
+        vector_db_id="far", query="rocket thrust", params={"score_threshold": 0.9}
+    )
+    assert strict.chunks == []
+
+
+def test_a_vector_store_created_with_a_missing_file_records_it_as_failed(env: Env) -> None:
+    tea = upload(env, "tea.txt", TEA.encode())
+    store = env.openai.vector_stores.create(name="partly", file_ids=[tea, "file-missing"])
+    assert store.file_counts.total == 2
+    assert store.file_counts.completed == 1 and store.file_counts.failed == 1
+    files = {f.id: f for f in env.openai.vector_stores.files.list(vector_store_id=store.id).data}
+    assert files[tea].status == "completed"
+    assert files["file-missing"].status == "failed"
+    assert files["file-missing"].last_error is not None
+    assert "file-missing" in files["file-missing"].last_error.message
+    hits = env.openai.vector_stores.search(store.id, query="green tea leaves")
+    assert hits.data[0].file_id == tea

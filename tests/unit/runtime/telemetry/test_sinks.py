@@ -323,3 +323,34 @@ def test_config_rejects_unknown_sinks_and_ratios(tmp_path):
         parse_config(stack_config(tmp_path, ECHO, ECHO_MODELS, sinks=["jaeger"]))
     with pytest.raises(ConfigError, match="sampling_ratio"):
         parse_config(stack_config(tmp_path, ECHO, ECHO_MODELS, sampling_ratio=2))
+
+
+@pytest.mark.parametrize(
+    ("sinks", "spans_sent", "metrics_sent"),
+    [
+        ("otel_trace", True, False),
+        ("otel_metric", False, True),
+        ("otel_trace,otel_metric", True, True),
+    ],
+)
+def test_llama_stack_0_2_12_otel_sinks_send_to_their_endpoints(
+    tmp_path, sinks, spans_sent, metrics_sent
+):
+    receiver = OtlpHttpReceiver()
+    try:
+        raw = stack_config(
+            tmp_path,
+            ECHO,
+            ECHO_MODELS,
+            sinks=sinks,  # the comma-separated form of ${env.TELEMETRY_SINKS:...}
+            otel_trace_endpoint=f"{receiver.url}/v1/traces",
+            otel_metric_endpoint=f"{receiver.url}/v1/metrics",
+            service_name="\u200b",
+        )
+        assert run_chat(raw).status_code == 200
+        telemetry.shutdown()
+        assert bool(receiver.spans()) is spans_sent
+        assert bool(receiver.metric_names()) is metrics_sent
+        assert not (tmp_path / "telemetry").exists()
+    finally:
+        receiver.close()

@@ -18,6 +18,11 @@ class MetaReferenceAgentsConfig(BaseModel):
         description="Store of agents, sessions, turns and steps (SQLite or PostgreSQL); "
         "default a SQLite file agents_store.db under the provider's data directory.",
     )
+    responses_store: StoreConfig | None = Field(
+        default=None,
+        description="Store of the OpenAI Responses API's stored responses (SQLite or "
+        "PostgreSQL), as in Llama Stack 0.2.12; default the persistence store.",
+    )
     context_window: int = Field(
         default=8192,
         ge=256,

@@ -98,7 +98,9 @@ class MetaReferenceAgents(OpenAIResponses):
         stack = getattr(context, "stack", None)
         self.store = AgentStore(store_config, access_policy(stack) if stack else OPEN_POLICY)
         self.responses = DocumentStore(
-            store_config, "openai_responses", {"created": int, "model": str}
+            config.responses_store or store_config,
+            "openai_responses",
+            {"created": int, "model": str},
         )
         self.response_access = OwnedDocuments(self.store.agent_access.policy, "response")
         self.runner = TurnRunner(deps, self.store, memory_top_k=config.memory_top_k)
@@ -116,7 +118,7 @@ class MetaReferenceAgents(OpenAIResponses):
     async def create_agent(self, request: CreateAgentRequest) -> AgentCreateResponse:
         config = request.agent_config
         await self._check_model(config.model)
-        self._check_shields(config, "agent_config")
+        await self._check_shields(config, "agent_config")
         tools = await self._resolve_tools(config, None, field="agent_config.toolgroups")
         self._check_tool_choice(config.tool_config, tools, "agent_config.tool_config.tool_choice")
         agent = Agent(agent_id=new_id(), agent_config=config, created_at=now())
@@ -274,7 +276,7 @@ class MetaReferenceAgents(OpenAIResponses):
         config = agent.agent_config
         if not request.messages:
             raise BadRequestError("a turn needs at least one message", field="messages")
-        self._check_shields(config, "agent_config")
+        await self._check_shields(config, "agent_config", registered=False)
         toolgroups = request.toolgroups
         tools = await self._resolve_tools(config, toolgroups, field="toolgroups")
         tool_config = request.tool_config or config.tool_config or ToolConfig()
@@ -335,14 +337,30 @@ class MetaReferenceAgents(OpenAIResponses):
             )
         return model
 
-    def _check_shields(self, config: AgentConfig, prefix: str) -> None:
+    async def _check_shields(
+        self, config: AgentConfig, prefix: str, registered: bool = True
+    ) -> None:
+        """The stack serves safety and, with `registered`, every input and output shield is
+        registered (a 400 naming the first that is not). A turn checks only the former: a
+        shield unregistered since the agent was made fails the turn when it runs, and a
+        turn pays no lookups."""
         for name in ("input_shields", "output_shields"):
             shields = getattr(config, name)
-            if shields and Api.safety not in self.deps:
+            if not shields:
+                continue
+            if Api.safety not in self.deps:
                 raise BadRequestError(
                     f"{name} {shields} need the safety API, which this stack does not serve",
                     field=f"{prefix}.{name}",
                 )
+            for i, shield_id in enumerate(shields if registered else ()):
+                try:
+                    await self.deps[Api.safety].get_shield(shield_id)
+                except Exception as exc:
+                    err = to_stack_error(exc, api="safety")
+                    if isinstance(err, NotFoundError):
+                        raise BadRequestError(err.message, field=f"{prefix}.{name}[{i}]") from None
+                    raise err from None
 
     @staticmethod
     def _check_tool_choice(tool_config: ToolConfig | None, tools: TurnTools, field: str) -> None:

@@ -27,6 +27,7 @@ from stackray.api.responses import (
     CreateOpenaiResponseRequest,
     ListOpenAIResponseInputItem,
     ListOpenAIResponseObject,
+    OpenAIResponseIncompleteDetails,
     OpenAIResponseInput,
     OpenAIResponseInputFunctionToolCallOutput,
     OpenAIResponseInputToolFileSearch,
@@ -48,6 +49,7 @@ from stackray.api.responses import (
     OpenAIResponseOutputMessageFunctionToolCall,
     OpenAIResponseText,
     OpenAIResponseTextFormat,
+    OpenAIResponseUsage,
 )
 from stackray.api.vector_io import QueryChunksRequest
 from stackray.providers.inline.agents.meta_reference.apis import AgentApis
@@ -61,6 +63,32 @@ _INPUT_ITEMS = TypeAdapter(list[OpenAIResponseInput])
 
 def _id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class _Usage:
+    """Token counts summed over a response's model calls; unknown (None) when a model
+    call reported none."""
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.reported = 0
+
+    def add(self, usage: Any) -> None:
+        if usage is None:
+            return
+        self.reported += 1
+        self.input_tokens += usage.prompt_tokens or 0
+        self.output_tokens += usage.completion_tokens or 0
+
+    def value(self) -> OpenAIResponseUsage | None:
+        if not self.reported:
+            return None
+        return OpenAIResponseUsage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            total_tokens=self.input_tokens + self.output_tokens,
+        )
 
 
 class _Prepared:
@@ -159,6 +187,8 @@ class OpenAIResponses:
             previous_response_id=request.previous_response_id,
             status="in_progress",
             temperature=request.temperature,
+            top_p=request.top_p,
+            max_output_tokens=request.max_output_tokens,
             text=request.text or OpenAIResponseText(format=OpenAIResponseTextFormat(type="text")),
         )
         seq = 0
@@ -170,15 +200,26 @@ class OpenAIResponses:
 
         yield OpenAIResponseObjectStreamResponseCreated(response=response.model_copy(deep=True))
         output: list[Any] = []
+        usage = _Usage()
+        incomplete = False
         for _ in range(max(1, request.max_infer_iters or 10)):
+            left = None
+            if request.max_output_tokens is not None:
+                left = request.max_output_tokens - usage.output_tokens
+                if left < 1:  # the budget went on the steps before (file searches)
+                    incomplete = True
+                    break
             text_item: OpenAIResponseMessage | None = None
             text: list[str] = []
             calls: dict[int, dict[str, Any]] = {}
+            finish: str | None = None
             try:
                 async for chunk in self.apis.inference.openai_chat_completion_stream(
-                    self._chat_request(prepared)
+                    self._chat_request(prepared, left)
                 ):
+                    usage.add(chunk.usage)
                     for choice in chunk.choices:
+                        finish = choice.finish_reason or finish
                         delta = choice.delta
                         if delta.content:
                             piece = delta.content if isinstance(delta.content, str) else ""
@@ -294,6 +335,9 @@ class OpenAIResponses:
                     sequence_number=next_seq(),
                 )
                 output.append(fc)
+            if finish == "length":
+                incomplete = True  # cut at max_output_tokens (or the model's own limit)
+                break
             if not searched or len(assistant_calls) != len(calls):
                 break  # an answer, or function calls for the client
             prepared.messages.append(
@@ -315,7 +359,13 @@ class OpenAIResponses:
                 for call_id, _, result in assistant_calls
             )
 
-        response = response.model_copy(update={"output": output, "status": "completed"})
+        update: dict[str, Any] = {"output": output, "status": "completed", "usage": usage.value()}
+        if incomplete:
+            update.update(
+                status="incomplete",
+                incomplete_details=OpenAIResponseIncompleteDetails(reason="max_output_tokens"),
+            )
+        response = response.model_copy(update=update)
         if request.store is not False:
             stored = OpenAIResponseObjectWithInput.model_validate(
                 {**response.model_dump(mode="json"), "input": prepared.input_items}
@@ -332,17 +382,24 @@ class OpenAIResponses:
             )
         yield OpenAIResponseObjectStreamResponseCompleted(response=response)
 
-    def _chat_request(self, prepared: _Prepared) -> OpenAIChatCompletionRequest:
+    def _chat_request(
+        self, prepared: _Prepared, max_tokens: int | None = None
+    ) -> OpenAIChatCompletionRequest:
         request = prepared.request
         body: dict[str, Any] = {
             "model": request.model,
             "messages": prepared.messages,
             "stream": True,
+            "stream_options": {"include_usage": True},
         }
         if prepared.tools:
             body["tools"] = prepared.tools
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
         fmt = request.text.format if request.text is not None else None
         if fmt is not None and fmt.type == "json_schema":
             body["response_format"] = {

@@ -71,9 +71,9 @@ class GrammarFactory:
                 self._cache.popitem(last=False)
         return compiled
 
-    def compile_grammar(self, ebnf: str) -> Any:
-        """The compiled grammar of an EBNF text (xgrammar's dialect of GBNF, a `root`
-        rule first); `BadRequestError` if it does not parse."""
+    def compile_ebnf(self, ebnf: str) -> Any:
+        """The compiled grammar of an EBNF text (GBNF, llama.cpp's notation, with a `root`
+        rule); `BadRequestError` naming the problem if it does not parse."""
         key = "ebnf:" + ebnf
         with self._lock:
             cached = self._cache.get(key)
@@ -99,7 +99,31 @@ class GrammarFactory:
 
     def new_grammar_row(self, ebnf: str) -> RowConstraint:
         """A fresh matcher for one request constrained to the grammar `ebnf`."""
-        return RowConstraint(self, self.compile_grammar(ebnf))
+        return RowConstraint(self, self.compile_ebnf(ebnf))
+
+
+def ebnf_from_rules(bnf: dict[str, Any]) -> str:
+    """The EBNF text of a `grammar` response format's `bnf`: a mapping of rule names to
+    rule bodies in GBNF (llama.cpp's notation), with `root` the start rule."""
+    if not isinstance(bnf, dict) or "root" not in bnf:
+        raise BadRequestError(
+            "bnf must map rule names to GBNF rule bodies, with a 'root' rule",
+            field="response_format.bnf",
+        )
+    lines = []
+    for name, body in bnf.items():
+        if not isinstance(body, str) or not body.strip():
+            raise BadRequestError(
+                f"rule {name!r} must be a non-empty GBNF rule body",
+                field=f"response_format.bnf.{name}",
+            )
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise BadRequestError(
+                f"rule name {name!r} must be letters, digits, '-' and '_'",
+                field="response_format.bnf",
+            )
+        lines.append(f"{name} ::= {body}")
+    return "\n".join(lines) + "\n"
 
 
 class RowConstraint:

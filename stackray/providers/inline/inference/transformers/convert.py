@@ -219,25 +219,20 @@ def sampling_from_params(
 
 
 def response_format_schema(response_format: Any) -> dict[str, Any] | None:
-    if response_format is None:
-        return None
+    """The JSON schema of a `json_schema` response format."""
     if isinstance(response_format, JsonSchemaResponseFormat):
         return response_format.json_schema
     return None
 
 
 def response_format_grammar(response_format: Any) -> str | None:
-    """The EBNF text of a `grammar` response format: ``{"type": "grammar", "bnf":
-    {"ebnf": "root ::= ..."}}`` (xgrammar's dialect of GBNF)."""
-    if not isinstance(response_format, GrammarResponseFormat):
-        return None
-    ebnf = response_format.bnf.get("ebnf")
-    if not isinstance(ebnf, str) or not ebnf.strip():
-        raise BadRequestError(
-            'a grammar response format is {"type": "grammar", "bnf": {"ebnf": "root ::= ..."}}',
-            field="response_format.bnf",
-        )
-    return ebnf
+    """The EBNF text of a `grammar` response format (its `bnf` maps rule names to GBNF
+    rule bodies, `root` the start rule)."""
+    if isinstance(response_format, GrammarResponseFormat):
+        from stackray.providers.inline.inference.transformers.constraints import ebnf_from_rules
+
+        return ebnf_from_rules(response_format.bnf)
+    return None
 
 
 def plan_from_chat_request(request: ChatCompletionRequest) -> ChatPlan:

@@ -77,8 +77,7 @@ class GenerationRequest:
     `max_tokens=None` means `default_max_tokens`, always bounded by the context window.
     `stop` strings end generation and are not part of the output. `logprobs_top_k > 0` asks
     for the top-k log-probabilities of every generated token. `json_schema` constrains the
-    output to JSON valid against it, `grammar` (EBNF text) to its language.
-    `add_special_tokens` applies to text prompts (a rendered
+    output to JSON valid against it. `add_special_tokens` applies to text prompts (a rendered
     chat prompt already has its special tokens).
     """
 
@@ -89,7 +88,10 @@ class GenerationRequest:
     logprobs_top_k: int = 0
     json_schema: dict | None = None
     grammar: str | None = None
+    """An EBNF grammar (GBNF notation, `root` the start rule) the output must follow."""
     add_special_tokens: bool = False
+    prompt_field: str = "prompt"
+    """The request field the prompt came from (`messages` for a chat), named in errors."""
 
 
 @dataclass
@@ -178,6 +180,7 @@ class TransformersEngine:
         max_batch_size: int = 8,
         batch_wait_ms: float = 5.0,
         default_max_tokens: int = 512,
+        max_context_length: int | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -190,6 +193,9 @@ class TransformersEngine:
         self._batch_wait_s = max(batch_wait_ms, 0.0) / 1000.0
         self._default_max_tokens = default_max_tokens
         self._context_length = self._find_context_length()
+        if max_context_length is not None:
+            # A smaller context than the model's (Llama Stack's max_seq_len).
+            self._context_length = min(self._context_length, max_context_length)
         self._vocab_size = int(self._model.get_output_embeddings().weight.shape[0])
         self._end_ids = self._find_end_ids()
         pad = self._tokenizer.pad_token_id
@@ -403,15 +409,15 @@ class TransformersEngine:
             ids = [int(t) for t in req.prompt]
             if any(t < 0 or t >= self._vocab_size for t in ids):
                 raise BadRequestError(
-                    f"prompt token ids must be in [0, {self._vocab_size})", field="prompt"
+                    f"prompt token ids must be in [0, {self._vocab_size})", field=req.prompt_field
                 )
         if not ids:
-            raise BadRequestError("the prompt is empty", field="prompt")
+            raise BadRequestError("the prompt is empty", field=req.prompt_field)
         if len(ids) >= self._context_length:
             raise BadRequestError(
-                f"prompt is too long: {len(ids)} tokens, but the context length of "
+                f"{req.prompt_field} too long: {len(ids)} prompt tokens, but the context length of "
                 f"{self.model_name} is {self._context_length} tokens (prompt + output)",
-                field="prompt",
+                field=req.prompt_field,
             )
         wanted = req.max_tokens if req.max_tokens is not None else self._default_max_tokens
         constraint = None

@@ -130,7 +130,14 @@ class TransformersInferenceProvider:
 
     # ---- generation --------------------------------------------------------------------
 
-    def _request(self, engine: Any, plan: ChatPlan | None, prompt: Any, raw: bool = False) -> Any:
+    def _request(
+        self,
+        engine: Any,
+        plan: ChatPlan | None,
+        prompt: Any,
+        raw: bool = False,
+        prompt_field: str = "messages",
+    ) -> Any:
         from stackray.providers.inline.inference.transformers import (
             GenerationRequest,
             SamplingConfig,
@@ -138,9 +145,9 @@ class TransformersInferenceProvider:
         )
 
         assert plan is not None
-        schema, grammar = plan.json_schema, plan.grammar
-        if plan.forces_tool_call and plan.tools:  # the tool call's own schema instead
-            schema, grammar = tool_call_json_schema(plan.tools, plan.tool_choice), None
+        schema = plan.json_schema
+        if plan.forces_tool_call and plan.tools:
+            schema = tool_call_json_schema(plan.tools, plan.tool_choice)
         return GenerationRequest(
             prompt=prompt,
             sampling=SamplingConfig(**plan.sampling),
@@ -148,8 +155,10 @@ class TransformersInferenceProvider:
             stop=plan.stop,
             logprobs_top_k=plan.logprobs_top_k,
             json_schema=schema,
-            grammar=grammar,
+            # One constraint per row: a forced tool call's schema takes the grammar's place.
+            grammar=plan.grammar if schema is None else None,
             add_special_tokens=raw,
+            prompt_field=prompt_field,
         )
 
     async def _chat_stream(self, model_id: str, plan: ChatPlan) -> tuple[Any, AsyncIterator[Any]]:
@@ -281,7 +290,8 @@ class TransformersInferenceProvider:
         engine = await self._engine(request.model_id)
         prompt = convert.content_text(request.content)
         g = await self._collect(
-            engine.generate(self._request(engine, plan, prompt, raw=True)), plan.logprobs_top_k > 0
+            engine.generate(self._request(engine, plan, prompt, raw=True, prompt_field="content")),
+            plan.logprobs_top_k > 0,
         )
         return CompletionResponse(
             content=g.text,
@@ -296,7 +306,9 @@ class TransformersInferenceProvider:
         plan = self._completion_plan(request)
         engine = await self._engine(request.model_id)
         prompt = convert.content_text(request.content)
-        async for c in engine.generate(self._request(engine, plan, prompt, raw=True)):
+        async for c in engine.generate(
+            self._request(engine, plan, prompt, raw=True, prompt_field="content")
+        ):
             chunk = CompletionResponseStreamChunk(
                 delta=c.text, logprobs=convert.llama_logprobs(c.logprobs)
             )
@@ -451,7 +463,9 @@ class TransformersInferenceProvider:
         results = await asyncio.gather(
             *(
                 self._collect(
-                    engine.generate(self._request(engine, plan, p, raw=True)),
+                    engine.generate(
+                        self._request(engine, plan, p, raw=True, prompt_field="prompt")
+                    ),
                     plan.logprobs_top_k > 0,
                 )
                 for p in prompts
@@ -511,7 +525,9 @@ class TransformersInferenceProvider:
                     "choices": [{"index": 0, "text": echoed, "finish_reason": None}],
                 }
             )
-        async for c in engine.generate(self._request(engine, plan, prompts[0], raw=True)):
+        async for c in engine.generate(
+            self._request(engine, plan, prompts[0], raw=True, prompt_field="prompt")
+        ):
             lp = None
             if c.logprobs:
                 lp = convert.openai_logprobs(

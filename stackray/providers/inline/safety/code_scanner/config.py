@@ -24,3 +24,23 @@ class CodeScannerConfig(BaseModel):
         default="warning",
         description="Issues below this severity are not reported ('error' blocks only what CodeShield would block).",
     )
+    on_failure: Literal["block", "error"] = Field(
+        default="block",
+        description="What a scan that could not finish (the scanner crashed, exited non-zero, timed out or "
+        "wrote output that does not parse) answers: 'block', an `error` violation saying so; 'error', a 502 "
+        "to the caller. Never a pass.",
+    )
+    timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds one semgrep-core run may take; past it the process is killed and the scan failed.",
+    )
+    max_parallel_scans: int = Field(
+        default=4,
+        ge=1,
+        description="semgrep-core processes one replica runs at once; more scans wait their turn.",
+    )
+    semgrep_core: str | None = Field(
+        default=None,
+        description="Path of the semgrep-core binary; default: the one the `semgrep` package ships.",
+    )

@@ -38,12 +38,13 @@ class LlamaGuardConfig(BaseModel):
     max_tokens: int = Field(
         default=20, ge=2, description="Tokens the guard model may write for its verdict."
     )
-    constrain_verdict: bool = Field(
-        default=True,
-        description="Decode the guard model's answer under the grammar of a verdict ('safe', or "
-        "'unsafe' and category codes), so any model gives one. Used where the model's provider "
-        "takes a grammar response format (inline::transformers); elsewhere the answer is read "
-        "as it comes.",
+    verdict_grammar: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Decode the verdict under a grammar of Llama Guard's output format ('safe', or "
+        "'unsafe' and a line of up to 3 checked categories), so any model gives one: 'always' sends "
+        "the grammar as a `grammar` response format (the inference provider must take it); 'auto' "
+        "when the guard model's provider is inline::transformers; 'never' sends none (a model that "
+        "answers otherwise is then a 502).",
     )
 
     @field_validator("excluded_categories")

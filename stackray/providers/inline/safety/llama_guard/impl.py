@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from stackray.api.common import (
@@ -35,7 +34,8 @@ from stackray.providers.inline.safety.llama_guard.prompt import (
 from stackray.runtime.errors import unwrap
 from stackray.runtime.resolver import ProviderContext
 
-logger = logging.getLogger("stackray.safety.llama_guard")
+# Inference providers that take a `grammar` response format (GBNF rules).
+GRAMMAR_PROVIDERS = frozenset({"inline::transformers"})
 
 
 class LlamaGuardSafetyProvider:
@@ -47,8 +47,6 @@ class LlamaGuardSafetyProvider:
         self.config = config
         self.inference: InferenceApi = deps[Api.inference]
         self.context = context
-        # Guard models whose provider refused the verdict grammar: asked without it since.
-        self._unconstrained: set[str] = set()
 
     def _excluded(self, shield: Shield, params: dict[str, JsonValue] | None = None) -> set[str]:
         excluded = set(self.config.excluded_categories)
@@ -126,28 +124,24 @@ class LlamaGuardSafetyProvider:
             )
         )
 
-    async def _ask(self, model_id: str, prompt: str, excluded: set[str]) -> str:
-        if self.config.constrain_verdict and model_id not in self._unconstrained:
-            grammar = GrammarResponseFormat(bnf={"ebnf": verdict_grammar(excluded)})
-            try:
-                return await self._generate(model_id, prompt, grammar)
-            except Exception as exc:
-                if not isinstance(unwrap(exc), BadRequestError):
-                    raise
-                # The model's provider takes no grammar: read its answer as it comes.
-                logger.info(
-                    "guard model %r: no constrained verdict (%s); asking without the grammar",
-                    model_id,
-                    unwrap(exc),
-                )
-                self._unconstrained.add(model_id)
-        return await self._generate(model_id, prompt, None)
+    async def _constrained(self, model_id: str) -> bool:
+        """Whether the verdict is decoded under Llama Guard's grammar (`verdict_grammar`)."""
+        if self.config.verdict_grammar != "auto":
+            return self.config.verdict_grammar == "always"
+        model = await self.inference.get_model(model_id)
+        types = {
+            p.provider_id: p.provider_type for p in self.context.stack.providers_of(Api.inference)
+        }
+        return types.get(model.provider_id) in GRAMMAR_PROVIDERS
 
-    async def _generate(
-        self, model_id: str, prompt: str, grammar: GrammarResponseFormat | None
-    ) -> str:
+    async def _ask(self, model_id: str, prompt: str, excluded: set[str]) -> str:
         sampling = SamplingParams(
             strategy=GreedySamplingStrategy(), max_tokens=self.config.max_tokens
+        )
+        grammar = (
+            GrammarResponseFormat(bnf=verdict_grammar(excluded))  # type: ignore[arg-type]
+            if await self._constrained(model_id)
+            else None
         )
         if self.config.prompt_format == "completion":
             completion = await self.inference.completion(

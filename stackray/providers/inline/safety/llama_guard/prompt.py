@@ -88,17 +88,19 @@ def parse_verdict(answer: str, excluded: set[str]) -> Verdict:
     raise VerdictError("the first line is neither 'safe' nor 'unsafe'")
 
 
-MAX_CODES = 4
+MAX_GRAMMAR_CATEGORIES = 3
 
 
-def verdict_grammar(excluded: set[str]) -> str:
-    """The language of a verdict, as an EBNF grammar (xgrammar's dialect of GBNF): ``safe``,
-    or ``unsafe`` and a line of the codes of the categories judged (at most `MAX_CODES`,
-    so a verdict fits in the guard's few tokens). A guard model decoded under it always
-    gives a verdict `parse_verdict` reads, whatever the model."""
-    codes = [c for c in CATEGORIES if c not in excluded]
-    if not codes:
-        return 'root ::= "safe"'
-    alternatives = " | ".join(f'"{c}"' for c in codes)
-    more = MAX_CODES - 1
-    return f'root ::= "safe" | "unsafe\\n" code ("," code){{0,{more}}}\ncode ::= {alternatives}'
+def verdict_grammar(excluded: set[str]) -> dict[str, str]:
+    """A grammar (GBNF rules, for a `grammar` response format) of Llama Guard's answer:
+    ``safe``, or ``unsafe``, a newline and 1 to 3 comma-separated categories the shield
+    checks (3 fit in the default 20 tokens, so a bounded answer is never cut mid-code)."""
+    checked = [code for code in CATEGORIES if code not in excluded]
+    if not checked:
+        return {"root": '"safe"'}
+    more = MAX_GRAMMAR_CATEGORIES - 1
+    return {
+        "root": '"safe" | "unsafe\\n" categories',
+        "categories": f'category ("," category){{0,{more}}}',
+        "category": " | ".join(f'"{code}"' for code in checked),
+    }

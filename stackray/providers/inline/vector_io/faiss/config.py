@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from stackray.runtime.storage import PostgresStoreConfig, StoreConfig
 
 
 class FaissVectorIOConfig(BaseModel):
@@ -52,3 +54,38 @@ class FaissVectorIOConfig(BaseModel):
         default=None,
         description="SQLite file holding chunks and vectors; default <provider data dir>/faiss.db.",
     )
+    kvstore: StoreConfig | None = Field(
+        default=None,
+        description="Llama Stack 0.2.12's form of `db_path`: a SQLite store "
+        "(`{type: sqlite, db_path}`) whose file holds the chunks and vectors. A PostgreSQL "
+        "store or a namespace is refused (use remote::pgvector for vectors in PostgreSQL).",
+    )
+
+    @model_validator(mode="after")
+    def _one_store(self) -> FaissVectorIOConfig:
+        store = self.kvstore
+        if store is None:
+            return self
+        if isinstance(store, PostgresStoreConfig):
+            raise ValueError(
+                "kvstore.type: inline::faiss keeps its chunks and vectors in a SQLite file; "
+                "a postgres kvstore is not supported (use type sqlite, or the remote::pgvector "
+                "provider for vectors in PostgreSQL)"
+            )
+        if store.namespace is not None:
+            raise ValueError(
+                "kvstore.namespace: inline::faiss keeps its own tables in the kvstore file; "
+                "remove the namespace, or give the provider a db_path of its own"
+            )
+        if self.db_path is not None and self.db_path != store.db_path:
+            raise ValueError(
+                f"kvstore.db_path: {store.db_path!r} and db_path {self.db_path!r} name two "
+                "files for the same data; give one of them"
+            )
+        return self
+
+    def store_path(self) -> str | None:
+        """The chunk store file the config names (`db_path` or `kvstore.db_path`), if any."""
+        if self.kvstore is not None and not isinstance(self.kvstore, PostgresStoreConfig):
+            return self.kvstore.db_path
+        return self.db_path

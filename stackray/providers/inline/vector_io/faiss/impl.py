@@ -266,7 +266,8 @@ class FaissVectorIOProvider:
     def __init__(self, config: FaissVectorIOConfig, deps: dict[Any, Any], context: Any) -> None:
         self.config = config
         self.data_dir = Path(context.data_dir)
-        self.db_path = Path(config.db_path) if config.db_path else self.data_dir / "faiss.db"
+        store_path = config.store_path()
+        self.db_path = Path(store_path).expanduser() if store_path else self.data_dir / "faiss.db"
         self.indexes: dict[str, FaissIndex] = {}
         self._db_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None

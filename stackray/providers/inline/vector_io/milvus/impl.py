@@ -48,6 +48,13 @@ def _expr(filters: dict[str, Any]) -> str:
     )
 
 
+# pymilvus pings its server every 10 s, idle or not; Milvus Lite's gRPC server allows a
+# ping without data once in 5 minutes and answers more with GOAWAY "too_many_pings"
+# (logged by gRPC on every idle spell, measured within 45 s). The server is a local
+# process: no keepalive is needed at all.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
+
+
 class MilvusVectorIO:
     """Vector dbs in Milvus collections."""
 
@@ -68,7 +75,7 @@ class MilvusVectorIO:
             else self.context.data_dir / "milvus.db"
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        return MilvusClient(str(path))
+        return MilvusClient(str(path), grpc_options=GRPC_OPTIONS)
 
     async def initialize(self) -> None:
         self._client = await self._sync.run(self._connect)

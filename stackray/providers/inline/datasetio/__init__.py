@@ -1,0 +1,1 @@
+"""Dataset IO providers that run inside stackray."""

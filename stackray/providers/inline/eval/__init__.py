@@ -1,0 +1,1 @@
+"""Eval providers that run inside stackray."""

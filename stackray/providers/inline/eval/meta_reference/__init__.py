@@ -1,0 +1,1 @@
+"""`inline::meta-reference`: eval jobs over the stack's inference (or agents) and scoring APIs."""

@@ -1,0 +1,1 @@
+"""Scoring providers that run inside stackray."""

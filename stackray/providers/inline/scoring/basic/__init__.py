@@ -1,0 +1,1 @@
+"""`inline::basic`: scoring functions computed from the rows alone."""

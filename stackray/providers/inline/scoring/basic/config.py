@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from stackray.providers.utils.scoring import ScoringProviderConfig
+
+
+class BasicScoringConfig(ScoringProviderConfig):
+    """Settings of the `inline::basic` scoring provider."""

@@ -1,0 +1,1 @@
+"""`inline::llm-as-judge`: scores given by a judge model through the Inference API."""

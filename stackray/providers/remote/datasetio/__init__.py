@@ -1,0 +1,1 @@
+"""Dataset IO providers backed by an external service."""

@@ -1,0 +1,1 @@
+"""`remote::anthropic`: Anthropic's Messages API."""

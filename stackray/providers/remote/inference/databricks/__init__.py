@@ -1,0 +1,1 @@
+"""`remote::databricks`: Databricks Model Serving."""

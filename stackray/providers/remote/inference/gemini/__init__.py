@@ -1,0 +1,1 @@
+"""`remote::gemini`: Google's Gemini API (generateContent)."""

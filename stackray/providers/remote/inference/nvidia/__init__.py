@@ -1,0 +1,1 @@
+"""`remote::nvidia`: NVIDIA NIM, hosted (integrate.api.nvidia.com) or self-hosted."""

@@ -1,0 +1,1 @@
+"""`remote::passthrough`: another Llama Stack server's inference."""

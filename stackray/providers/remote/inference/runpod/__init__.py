@@ -1,0 +1,1 @@
+"""`remote::runpod`: a RunPod serverless endpoint with OpenAI's API."""

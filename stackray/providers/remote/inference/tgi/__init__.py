@@ -1,0 +1,1 @@
+"""`remote::tgi`: Hugging Face Text Generation Inference."""

@@ -1,0 +1,1 @@
+"""`remote::watsonx`: IBM watsonx.ai."""

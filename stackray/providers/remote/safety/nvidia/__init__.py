@@ -1,0 +1,1 @@
+"""`remote::nvidia` safety: NVIDIA NeMo Guardrails."""

@@ -1,0 +1,1 @@
+"""`remote::sambanova` safety: Llama Guard models hosted by SambaNova Cloud."""
