@@ -24,6 +24,7 @@ from stackray.api.datasetio import (
 )
 from stackray.api.datatypes import Api
 from stackray.api.errors import BadRequestError, ConflictError, NotFoundError
+from stackray.runtime.access_control import Action
 from stackray.runtime.resources import ResourceRegistry
 
 DATASETS = "datasets"
@@ -135,7 +136,7 @@ class DatasetIORouter:
             source=request.source,
             metadata=dict(request.metadata or {}),
         )
-        existing = self.registry.get(Dataset, DATASETS, dataset_id)
+        existing = self.registry.get_for_create(Dataset, DATASETS, dataset_id)
         if existing is not None:
             if _same(existing, dataset):
                 return existing
@@ -144,6 +145,7 @@ class DatasetIORouter:
                 "or metadata; unregister it first",
                 field="dataset_id",
             )
+        self.registry.require(Action.create, DATASETS, dataset_id)
         provider = self.providers[provider_id]
         if isinstance(dataset.source, RowsDataSource):
             check_purpose(dataset.purpose, dataset.source.rows, "source.rows")
@@ -169,6 +171,7 @@ class DatasetIORouter:
 
     async def unregister_dataset(self, dataset_id: str) -> None:
         dataset = self.get_dataset(dataset_id)
+        self.registry.require(Action.delete, DATASETS, dataset.identifier)
         provider = self.providers.get(dataset.provider_id)
         if provider is not None:
             await provider.unregister_dataset(dataset)

@@ -20,6 +20,7 @@ from stackray.api.eval import (
     RegisterBenchmarkRequest,
     RunEvalRequest,
 )
+from stackray.runtime.access_control import Action
 from stackray.runtime.resources import ResourceRegistry
 
 BENCHMARKS = "benchmarks"
@@ -79,7 +80,7 @@ class EvalRouter:
             scoring_functions=request.scoring_functions,
             metadata=dict(request.metadata or {}),
         )
-        existing = self.registry.get(Benchmark, BENCHMARKS, benchmark.identifier)
+        existing = self.registry.get_for_create(Benchmark, BENCHMARKS, benchmark.identifier)
         if existing is not None:
             if existing.model_dump() == benchmark.model_dump():
                 return
@@ -87,6 +88,7 @@ class EvalRouter:
                 f"benchmark {benchmark.identifier!r} is already registered with other settings",
                 field="benchmark_id",
             )
+        self.registry.require(Action.create, BENCHMARKS, benchmark.identifier)
         registered = await self.providers[provider_id].register_benchmark(benchmark)
         if not self.registry.put_if_absent(BENCHMARKS, registered.identifier, registered):
             await self.register_benchmark(request)

@@ -26,6 +26,7 @@ from stackray.api.scoring import (
     ScoringFnParams,
     ScoringResult,
 )
+from stackray.runtime.access_control import Action
 from stackray.runtime.resources import ResourceRegistry
 
 SCORING_FUNCTIONS = "scoring_functions"
@@ -83,7 +84,7 @@ class ScoringRouter:
             provider_resource_id=request.provider_scoring_fn_id or request.scoring_fn_id,
             params=request.params,
         )
-        existing = self.registry.get(ScoringFn, SCORING_FUNCTIONS, fn.identifier)
+        existing = self.registry.get_for_create(ScoringFn, SCORING_FUNCTIONS, fn.identifier)
         if existing is not None:
             if existing.model_dump() == fn.model_dump():
                 return
@@ -92,6 +93,7 @@ class ScoringRouter:
                 f"{existing.provider_id!r}) with other settings",
                 field="scoring_fn_id",
             )
+        self.registry.require(Action.create, SCORING_FUNCTIONS, fn.identifier)
         registered: ScoringFn = await self.providers[provider_id].register_scoring_function(fn)
         if not self.registry.put_if_absent(SCORING_FUNCTIONS, registered.identifier, registered):
             await self.register_scoring_function(request)

@@ -539,3 +539,49 @@ def test_an_agents_rag_tool_cannot_read_another_users_vector_db(scripted):
     assert "not found" in json.dumps(tool_step["tool_responses"])
     # Nor did the model see it.
     assert all("4242" not in json.dumps(chat) for chat in model.chats)
+
+
+# ---- datasets (the registry's other kinds) ------------------------------------------------
+
+
+def test_datasets_of_one_user_are_invisible_to_another(tmp_path):
+    raw: dict[str, Any] = {
+        "version": 2,
+        "image_name": "auth-datasets",
+        "apis": ["datasetio"],
+        "providers": {
+            "datasetio": [{"provider_id": "localfs", "provider_type": "inline::localfs"}]
+        },
+        "server": {"auth": config(tmp_path).server.auth.model_dump(mode="json")},
+        "storage": {"data_dir": str(tmp_path / "datasets")},
+    }
+    stack = parse_config(raw)
+    routers = asyncio.run(build_local_stack(stack))
+    with TestClient(create_gateway_app(stack, routers)) as client:
+        alice, bob = Caller(client, "alice"), Caller(client, "bob")
+        rows = [{"input_query": "2+2?", "expected_answer": "4", "chat_completion_input": "[]"}]
+        body = {
+            "dataset_id": "alice-qa",
+            "purpose": "eval/question-answer",
+            "source": {"type": "rows", "rows": rows},
+        }
+        r = alice.post("/v1/datasets", json=body)
+        assert r.status_code == 200, r.text
+        assert ids(bob.get("/v1/datasets")) == set()
+        for method, path in (
+            ("get", "/v1/datasets/{d}"),
+            ("delete", "/v1/datasets/{d}"),
+            ("get", "/v1/datasetio/iterrows/{d}"),
+        ):
+            same_as_missing(
+                getattr(bob, method)(path.format(d="alice-qa")),
+                getattr(bob, method)(path.format(d="nope")),
+                "alice-qa",
+                "nope",
+            )
+        # Taking alice's id is a 409 that says nothing of her (not a loop, not a 500).
+        taken = bob.post("/v1/datasets", json=body)
+        assert taken.status_code == 409 and "alice" not in taken.text.replace("alice-qa", "")
+        assert (
+            alice.get("/v1/datasetio/iterrows/alice-qa").json()["data"][0]["expected_answer"] == "4"
+        )
