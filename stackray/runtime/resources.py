@@ -126,9 +126,11 @@ class ResourceRegistry:
     def list(self, cls: type[R], kind: str) -> list[R]:
         """The resources of `kind` the caller may read."""
         out = []
-        for key, raw in self.store.list(f"resource:{kind}:"):
+        prefix = f"resource:{kind}:"
+        for key, raw in self.store.list(prefix):
             data, owner = _decode(raw)
-            if self._allows(Action.read, kind, key.rsplit(":", 1)[-1], owner):
+            # Ids may hold colons themselves (`mcp::search`): the id is all after the prefix.
+            if self._allows(Action.read, kind, key[len(prefix) :], owner):
                 out.append(cls.model_validate(data))
         return out
 

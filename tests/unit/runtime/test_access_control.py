@@ -186,3 +186,19 @@ def test_unprotected_kinds_have_no_owner(registry):
     with as_user(BOB):
         assert registry.get(Thing, "tool_listings", "g") is not None
     assert registry.owner("tool_listings", "g") is None
+
+
+def test_rules_name_ids_with_colons_in_lists_and_gets(tmp_path):
+    store = SqliteKVStore(SqliteStoreConfig(db_path=str(tmp_path / "r.db")))
+    policy = policy_of(
+        {"permit": {"actions": ["read"], "resource": "tool_group::mcp::shared"}},
+        {"permit": {"actions": ALL}, "when": "user is owner"},
+    )
+    registry = ResourceRegistry(store, policy)
+    with as_user(ALICE):
+        registry.put_if_absent("tool_groups", "mcp::shared", Thing(identifier="mcp::shared"))
+        registry.put_if_absent("tool_groups", "mcp::private", Thing(identifier="mcp::private"))
+    with as_user(BOB):
+        assert [t.identifier for t in registry.list(Thing, "tool_groups")] == ["mcp::shared"]
+        assert registry.get(Thing, "tool_groups", "mcp::shared") is not None
+        assert registry.get(Thing, "tool_groups", "mcp::private") is None
