@@ -15,7 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 
 from stackray import __version__
 from stackray.api.datatypes import Api
@@ -30,6 +31,7 @@ from stackray.api.inspect import (
     VersionInfo,
 )
 from stackray.deployments.routes import RouteBuilder, json_response
+from stackray.playground import STATIC_DIR as PLAYGROUND_DIR
 from stackray.runtime import telemetry
 from stackray.runtime.calls import ApiClient
 from stackray.runtime.config import StackConfig
@@ -268,6 +270,15 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
             if info.provider_id == provider_id:
                 return _json(info)
         raise NotFoundError(f"provider {provider_id!r} not found", field="provider_id")
+
+    # ---- the playground page -----------------------------------------------------------
+
+    @app.get("/playground", include_in_schema=False)
+    async def playground() -> Response:
+        # Revalidated on each load, so a new release's page is never mixed with old assets.
+        return FileResponse(PLAYGROUND_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/playground/static", StaticFiles(directory=PLAYGROUND_DIR), name="playground")
 
     routes = RouteBuilder(app, call, stream)
     routes.add_all()
