@@ -30,6 +30,7 @@ from stackray.api.inspect import (
     RouteInfo,
     VersionInfo,
 )
+from stackray.deployments.cluster import ClusterStatus, cluster_status
 from stackray.deployments.routes import RouteBuilder, json_response
 from stackray.playground import STATIC_DIR as PLAYGROUND_DIR
 from stackray.runtime import telemetry
@@ -271,7 +272,11 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
                 return _json(info)
         raise NotFoundError(f"provider {provider_id!r} not found", field="provider_id")
 
-    # ---- the playground page -----------------------------------------------------------
+    # ---- stackray's own: the cluster view and the playground page ---------------------
+
+    @app.get("/v1/stackray/cluster", response_model=None, responses={200: {"model": ClusterStatus}})
+    async def cluster() -> Response:
+        return _json(await cluster_status(stack))
 
     @app.get("/playground", include_in_schema=False)
     async def playground() -> Response:
