@@ -115,8 +115,16 @@ async function guarded(errorId, work, button) {
   }
 }
 
-const ms = (value) => (value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(value < 10 ? 1 : 0)} ms`);
-const when = (iso) => new Date(iso).getTime();
+const ms = (value) => {
+  if (value >= 1000) return `${(value / 1000).toFixed(2)} s`;
+  return value < 1 ? `${Math.round(value * 1000)} µs` : `${value.toFixed(value < 10 ? 1 : 0)} ms`;
+};
+// Milliseconds since the epoch, keeping the microseconds the stack's timestamps carry
+// (Date alone truncates them, and a span inside a fast request is often under 1 ms).
+function when(iso) {
+  const m = /^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$/.exec(iso);
+  return m ? new Date(m[1] + m[3]).getTime() + Number(m[2] || 0) * 1000 : new Date(iso).getTime();
+}
 const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 function fillSelect(select, items, label = (x) => x) {

@@ -1,8 +1,9 @@
 """The playground in a real headless Chromium against a real gateway.
 
 The gateway is `create_gateway_app` over an in-process stack (`build_local_stack`: the
-external echo model, faiss, localfs files, the RAG tool, agents, telemetry to SQLite),
-served by uvicorn on a free loopback port; Playwright drives Debian's Chromium. Each test
+external echo model, the scripted tool-calling model behind `remote::vllm`, faiss, localfs
+files, the RAG tool, agents, telemetry to SQLite), served by uvicorn on a free loopback
+port; Playwright drives Debian's Chromium. Each test
 saves a screenshot of its tab under its tmp_path and checks it is not blank.
 """
 
@@ -24,6 +25,7 @@ from stackray.runtime.config import parse_config
 from stackray.runtime.graph import build_local_stack
 from tests.unit.support.browser import chromium, colours
 from tests.unit.support.remote_servers import FakeService
+from tests.unit.support.scripted_model import Reply, ScriptedModel
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -32,14 +34,19 @@ WAIT_MS = 10_000
 LOAD_BUDGET_MS = 300
 
 
-def stack_config(data_dir: Path) -> dict[str, Any]:
+def stack_config(data_dir: Path, scripted_url: str) -> dict[str, Any]:
     return {
         "version": 2,
         "image_name": "playground",
         "apis": ["inference", "vector_io", "files", "tool_runtime", "agents", "telemetry"],
         "providers": {
             "inference": [
-                {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}
+                {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"},
+                {
+                    "provider_id": "vllm",
+                    "provider_type": "remote::vllm",
+                    "config": {"url": f"{scripted_url}/v1", "retry_backoff_s": 0.01},
+                },
             ],
             "vector_io": [{"provider_id": "faiss", "provider_type": "inline::faiss"}],
             "files": [{"provider_id": "localfs", "provider_type": "inline::localfs"}],
@@ -55,6 +62,7 @@ def stack_config(data_dir: Path) -> dict[str, Any]:
         },
         "models": [
             {"model_id": "echo-model", "provider_id": "echo"},
+            {"model_id": "scripted", "provider_id": "vllm"},
             {
                 "model_id": "echo-embedding",
                 "provider_id": "echo",
@@ -67,8 +75,20 @@ def stack_config(data_dir: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    stack = parse_config(stack_config(tmp_path_factory.mktemp("stack")))
+def _scripted() -> Iterator[ScriptedModel]:
+    model = ScriptedModel().start()
+    yield model
+    model.stop()
+
+
+@pytest.fixture()
+def scripted(_scripted: ScriptedModel) -> ScriptedModel:
+    return _scripted.reset()
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory, _scripted: ScriptedModel) -> Iterator[str]:
+    stack = parse_config(stack_config(tmp_path_factory.mktemp("stack"), _scripted.url))
     telemetry.configure(stack, "gateway")
     routers = asyncio.run(build_local_stack(stack))
     app = create_gateway_app(stack, routers)
@@ -167,6 +187,22 @@ def test_chat_streams_the_answer_into_the_page(page, base_url, tmp_path):
     screenshot(page, tmp_path / "chat.png")
 
 
+def test_chat_shows_token_counts_and_tool_calls(page, base_url, scripted):
+    scripted.play(Reply(text="let me look", tool_calls=[("get_weather", {"city": "Oslo"})]))
+    open_tab(page, base_url, "chat")
+    page.select_option("#chat-model", "scripted")
+    page.fill("#chat-input", "weather in Oslo?")
+    page.click("#chat-submit")
+    page.locator(".msg.assistant .stats", has_text="total").wait_for()
+    assert page.inner_text(".msg.assistant .answer") == "let me look"
+    assert (
+        page.inner_text(".msg.assistant .tool-call") == 'tool call: get_weather({"city": "Oslo"})'
+    )
+    stats = page.inner_text(".msg.assistant .stats")
+    assert "3 prompt + 4 completion tokens" in stats and "tool_calls" in stats
+    assert scripted.chats[-1]["stream"] is True
+
+
 def test_chat_shows_the_stacks_error_message(page, base_url):
     # The echo provider fails on this message: the gateway answers 502 with its detail.
     open_tab(page, base_url, "chat")
@@ -199,6 +235,30 @@ def test_rag_uploads_a_file_and_shows_the_chunk_that_answers(page, base_url, tmp
     screenshot(page, tmp_path / "rag.png")
 
 
+def test_rag_answers_through_the_responses_api_with_file_search(page, base_url, tmp_path, scripted):
+    notes = tmp_path / "birds.md"
+    notes.write_text("Ravens can mimic human speech.")
+    open_tab(page, base_url, "rag")
+    page.fill("#rag-store-name", "birds")
+    page.click("#rag-store-form button[type=submit]")
+    page.locator("#rag-store option:checked", has_text="birds").wait_for(state="attached")
+    page.set_input_files("#rag-files", str(notes))
+    page.locator("#rag-file-rows tr", has_text="birds.md").locator(".status-completed").wait_for()
+    page.select_option("#rag-mode", "responses")
+    page.select_option("#rag-model", "scripted")
+    scripted.play(Reply(tool_calls=[("file_search", {"query": "ravens speech"})]))
+    page.fill("#rag-question", "Can ravens talk?")
+    page.click("#rag-ask button[type=submit]")
+    chunk = page.locator(".chunk", has_text="Ravens can mimic human speech.")
+    chunk.wait_for()
+    assert "birds.md" in chunk.locator("header").inner_text()
+    answer = page.locator("#rag-answer .msg.assistant")
+    assert answer.inner_text().startswith("tool said: ")
+    assert "1 chunk retrieved" in page.inner_text("#rag-answer .stats")
+    tools = scripted.chats[0]["tools"]
+    assert [t["function"]["name"] for t in tools] == ["file_search"]
+
+
 def test_agent_turn_steps_are_drawn_as_a_timeline(page, base_url, tmp_path):
     open_tab(page, base_url, "agents")
     page.fill("#agent-instructions", "Be brief.")
@@ -212,7 +272,7 @@ def test_agent_turn_steps_are_drawn_as_a_timeline(page, base_url, tmp_path):
     step = turn.locator('.step[data-step-type="inference"]')
     assert step.count() == 1
     assert step.locator(".span-bar").count() == 1
-    assert "ms" in step.locator(".span-label").inner_text()
+    assert re.fullmatch(r"\d+(\.\d+)? (µs|ms|s)", step.locator(".span-label").inner_text())
     screenshot(page, tmp_path / "agents.png")
 
 
@@ -257,8 +317,14 @@ def test_cluster_lists_the_stacks_deployments(page, base_url, tmp_path):
 
 def test_narrow_window_has_no_sideways_scroll(page, base_url, tmp_path):
     page.set_viewport_size({"width": 400, "height": 800})
-    for tab in ("chat", "rag", "agents", "traces", "cluster"):
+    open_tab(page, base_url, "cluster")
+    page.locator("#cluster-deployments tr").first.wait_for()
+    for tab in ("rag", "agents", "traces", "cluster", "chat"):
         open_tab(page, base_url, tab)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, (tab, overflow)
+    page.fill("#chat-input", "a narrow window still streams")
+    page.click("#chat-submit")
+    page.locator(".msg.assistant .stats", has_text="total").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     screenshot(page, tmp_path / "narrow.png")
