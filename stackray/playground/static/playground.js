@@ -493,9 +493,18 @@ function setUpRag() {
 
 const agent = { id: null, session: null, loaded: false };
 
+// builtin::rag searches the vector stores given as its `vector_db_ids` argument: offer
+// the stack's stores (those made in the RAG tab too) when that tool group is registered.
+async function loadAgentStores() {
+  if (!document.querySelector('input[name="toolgroup"][value="builtin::rag"]') || !routes.has(`GET ${STORES}`)) return;
+  const stores = (await api("GET", STORES, undefined, { quiet: true })).data || [];
+  fillSelect($("agent-rag-stores"), stores.map((s) => s.id), (id) => stores.find((s) => s.id === id).name || id);
+  $("agent-rag-label").hidden = false;
+}
+
 loaders.agents = () =>
   guarded("agent-error", async () => {
-    if (agent.loaded) return;
+    if (agent.loaded) return loadAgentStores();
     agent.loaded = true;
     fillSelect($("agent-model"), await llms());
     const checkboxes = async (route, path, fieldset, name, idOf) => {
@@ -507,6 +516,7 @@ loaders.agents = () =>
     };
     await checkboxes("GET /v1/toolgroups", "/v1/toolgroups", $("agent-toolgroups"), "toolgroup", (g) => g.identifier);
     await checkboxes("GET /v1/shields", "/v1/shields", $("agent-shields"), "shield", (s) => s.identifier);
+    await loadAgentStores();
   });
 
 async function createAgent(event) {
@@ -517,7 +527,10 @@ async function createAgent(event) {
     agent_config: {
       model: $("agent-model").value,
       instructions: $("agent-instructions").value,
-      toolgroups: checked("toolgroup"),
+      toolgroups: checked("toolgroup").map((group) => {
+        const stores = [...$("agent-rag-stores").selectedOptions].map((o) => o.value);
+        return group === "builtin::rag" && stores.length ? { name: group, args: { vector_db_ids: stores } } : group;
+      }),
       input_shields: shields,
       output_shields: shields,
       enable_session_persistence: true,
@@ -737,7 +750,14 @@ async function start() {
       api("GET", "/v1/inspect/routes", undefined, { quiet: true }),
       api("GET", "/v1/version", undefined, { quiet: true }),
     ]);
-    routes = new Set(listing.data.map((r) => `${r.method} ${r.route.replace(/\{(\w+):path\}/g, "{$1}")}`));
+    // Every declared route is listed; one of an API the stack does not serve has no
+    // provider types (it answers 404). The gateway's own routes have none either.
+    const own = (r) => r.route.startsWith("/v1/stackray/") || ["/v1/inspect/routes", "/v1/version"].includes(r.route);
+    routes = new Set(
+      listing.data
+        .filter((r) => r.provider_types.length > 0 || own(r))
+        .map((r) => `${r.method} ${r.route.replace(/\{(\w+):path\}/g, "{$1}")}`),
+    );
     $("stack-info").textContent = `stackray ${version.version} · ${location.host}`;
   } catch (error) {
     $("stack-info").textContent = `cannot read the stack's routes: ${error.message}`;

@@ -10,6 +10,7 @@ saves a screenshot of its tab under its tmp_path and checks it is not blank.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import statistics
 from collections.abc import Iterator
@@ -70,6 +71,7 @@ def stack_config(data_dir: Path, scripted_url: str) -> dict[str, Any]:
                 "metadata": {"embedding_dimension": 8},
             },
         ],
+        "tool_groups": [{"toolgroup_id": "builtin::rag", "provider_id": "rag"}],
         "storage": {"data_dir": str(data_dir)},
     }
 
@@ -163,6 +165,41 @@ def test_page_loads_within_budget_from_the_gateway_alone(page, base_url, tmp_pat
     assert page.evaluate("document.activeElement.id") == "tab-rag"
     page.keyboard.press("End")
     assert page.get_attribute("#tab-cluster", "aria-selected") == "true"
+
+
+def test_only_the_tabs_of_served_apis_appear(browser, tmp_path):
+    # A stack serving inference alone: chat and the cluster view, nothing else (the
+    # routes of the other APIs are declared but answer 404 here).
+    raw = {
+        "version": 2,
+        "image_name": "chat-only",
+        "apis": ["inference"],
+        "providers": {
+            "inference": [
+                {"provider_id": "echo", "provider_type": "remote::echo", "module": "stackray_echo"}
+            ]
+        },
+        "models": [{"model_id": "echo-model", "provider_id": "echo"}],
+        "storage": {"data_dir": str(tmp_path)},
+    }
+    stack = parse_config(raw)
+    # Playwright's event loop runs in this thread: build the stack in another one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        routers = pool.submit(asyncio.run, build_local_stack(stack)).result()
+    app = create_gateway_app(stack, routers)
+    server = FakeService(lambda _: app).start()
+    page = browser.new_page()
+    try:
+        page.goto(f"{server.url}/playground#traces")
+        page.wait_for_selector("body[data-ready=true]")
+        shown = page.eval_on_selector_all(
+            '[role="tab"]:not([hidden])', "tabs => tabs.map(t => t.id)"
+        )
+        assert shown == ["tab-chat", "tab-cluster"]
+        assert page.get_attribute("#tab-chat", "aria-selected") == "true"
+    finally:
+        page.close()
+        server.stop()
 
 
 def test_chat_streams_the_answer_into_the_page(page, base_url, tmp_path):
@@ -274,6 +311,39 @@ def test_agent_turn_steps_are_drawn_as_a_timeline(page, base_url, tmp_path):
     assert step.locator(".span-bar").count() == 1
     assert re.fullmatch(r"\d+(\.\d+)? (µs|ms|s)", step.locator(".span-label").inner_text())
     screenshot(page, tmp_path / "agents.png")
+
+
+def test_agent_tool_execution_step_shows_the_call_and_its_result(page, base_url, scripted):
+    # A vector store with one file, made through the API; the agent searches it with
+    # builtin::rag's knowledge_search when the scripted model calls that tool.
+    upload = httpx.post(
+        f"{base_url}/v1/openai/v1/files",
+        files={"file": ("glossary.txt", b"A quokka is a small wallaby.", "text/plain")},
+        data={"purpose": "assistants"},
+    ).json()
+    store = httpx.post(
+        f"{base_url}/v1/openai/v1/vector_stores",
+        json={"name": "glossary", "file_ids": [upload["id"]]},
+    ).json()
+    open_tab(page, base_url, "agents")
+    page.check('input[name="toolgroup"][value="builtin::rag"]')
+    page.select_option("#agent-rag-stores", store["id"])
+    page.select_option("#agent-model", "scripted")
+    page.click("#agent-form button[type=submit]")
+    page.locator("#agent-ids", has_text="session").wait_for()
+    scripted.play(Reply(tool_calls=[("knowledge_search", {"query": "quokka"})]))
+    page.fill("#agent-input", "What is a quokka?")
+    page.press("#agent-input", "Control+Enter")
+    turn = page.locator(".turn").first
+    turn.locator(".stats", has_text="3 steps ·").wait_for()
+    kinds = turn.locator(".step").evaluate_all("steps => steps.map(s => s.dataset.stepType)")
+    assert kinds == ["inference", "tool_execution", "inference"]
+    tool = turn.locator('.step[data-step-type="tool_execution"]')
+    tool.locator("summary").click()
+    assert 'knowledge_search({"query":"quokka"})' in tool.inner_text()
+    assert "A quokka is a small wallaby." in tool.locator("pre").inner_text()
+    assert turn.locator(".answer").inner_text().startswith("tool said: ")
+    assert scripted.chats[0]["tools"][0]["function"]["name"] == "knowledge_search"
 
 
 def test_a_trace_is_drawn_as_a_waterfall(page, base_url, tmp_path):
