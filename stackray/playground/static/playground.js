@@ -544,23 +544,30 @@ async function createAgent(event) {
   $("agent-turns").replaceChildren();
 }
 
+// Message content as text: a string, or the text of a list of content items.
+function contentText(content) {
+  if (typeof content === "string") return content;
+  if (Array.isArray(content) && content.every((c) => c?.type === "text")) return content.map((c) => c.text).join("");
+  return JSON.stringify(content);
+}
+
 function stepDetail(step) {
   const pre = (value) => el("pre", {}, typeof value === "string" ? value : JSON.stringify(value, null, 2));
   switch (step.step_type) {
     case "inference": {
       const response = step.model_response || {};
-      const text = typeof response.content === "string" ? response.content : JSON.stringify(response.content);
+      const text = contentText(response.content);
       return [pre(text), ...(response.tool_calls || []).map((c) => el("div", { class: "tool-call" }, `tool call: ${c.tool_name}(${JSON.stringify(c.arguments)})`))];
     }
     case "tool_execution":
       return [
         ...(step.tool_calls || []).map((c) => el("div", { class: "tool-call" }, `${c.tool_name}(${JSON.stringify(c.arguments)})`)),
-        ...(step.tool_responses || []).map((r) => pre(`${r.tool_name} → ${typeof r.content === "string" ? r.content : JSON.stringify(r.content)}`)),
+        ...(step.tool_responses || []).map((r) => pre(`${r.tool_name} → ${contentText(r.content)}`)),
       ];
     case "shield_call":
       return [pre(step.violation ? `violation: ${step.violation.user_message || step.violation.violation_level}` : "no violation")];
     case "memory_retrieval":
-      return [pre(`vector dbs: ${step.vector_db_ids}\n${typeof step.inserted_context === "string" ? step.inserted_context : JSON.stringify(step.inserted_context)}`)];
+      return [pre(`vector dbs: ${step.vector_db_ids}\n${contentText(step.inserted_context)}`)];
     default:
       return [pre(step)];
   }
@@ -606,8 +613,7 @@ async function runTurn(event) {
       drawSteps(steps, done, first, Math.max(...done.map((s) => when(s.completed_at || s.started_at))));
     } else if (payload.event_type === "turn_complete") {
       const turn = payload.turn;
-      const output = turn.output_message?.content;
-      if (typeof output === "string") answer.textContent = output;
+      if (turn.output_message) answer.textContent = contentText(turn.output_message.content);
       drawSteps(steps, turn.steps, when(turn.started_at), when(turn.completed_at || turn.started_at));
       stats.textContent = `${count(turn.steps.length, "step")} · turn ${ms(when(turn.completed_at) - when(turn.started_at))} on the stack · ${ms(performance.now() - started)} here`;
     } else if (payload.event_type === "turn_awaiting_input") {
@@ -708,7 +714,7 @@ function setUpTraces() {
 async function loadCluster() {
   const status = await api("GET", "/v1/stackray/cluster", undefined, { quiet: true });
   $("cluster-summary").textContent = status.serve
-    ? `Ray Serve application ${status.application}: ${status.deployments.length} deployments on ${status.nodes.length} nodes`
+    ? `Ray Serve application ${status.application}: ${count(status.deployments.length, "deployment")} on ${count(status.nodes.length, "node")}`
     : `${count(status.deployments.length, "deployment")} of the graph, running in this one process (not under Ray Serve)`;
   $("cluster-deployments").replaceChildren(
     ...status.deployments.map((d) =>

@@ -272,14 +272,21 @@ def test_rag_uploads_a_file_and_shows_the_chunk_that_answers(page, base_url, tmp
     screenshot(page, tmp_path / "rag.png")
 
 
-def test_rag_answers_through_the_responses_api_with_file_search(page, base_url, tmp_path, scripted):
-    notes = tmp_path / "birds.md"
-    notes.write_text("Ravens can mimic human speech.")
+def test_rag_answers_through_the_responses_api_with_file_search(page, base_url, scripted):
     open_tab(page, base_url, "rag")
     page.fill("#rag-store-name", "birds")
     page.click("#rag-store-form button[type=submit]")
     page.locator("#rag-store option:checked", has_text="birds").wait_for(state="attached")
-    page.set_input_files("#rag-files", str(notes))
+    # A file dropped on the drop zone, as a drag from the desktop delivers it.
+    page.evaluate(
+        """([name, text]) => {
+        const files = new DataTransfer();
+        files.items.add(new File([text], name, {type: "text/markdown"}));
+        document.getElementById("rag-drop").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: files, bubbles: true, cancelable: true}));
+        }""",
+        ["birds.md", "Ravens can mimic human speech."],
+    )
     page.locator("#rag-file-rows tr", has_text="birds.md").locator(".status-completed").wait_for()
     page.select_option("#rag-mode", "responses")
     page.select_option("#rag-model", "scripted")
@@ -313,7 +320,9 @@ def test_agent_turn_steps_are_drawn_as_a_timeline(page, base_url, tmp_path):
     screenshot(page, tmp_path / "agents.png")
 
 
-def test_agent_tool_execution_step_shows_the_call_and_its_result(page, base_url, scripted):
+def test_agent_tool_execution_step_shows_the_call_and_its_result(
+    page, base_url, scripted, tmp_path
+):
     # A vector store with one file, made through the API; the agent searches it with
     # builtin::rag's knowledge_search when the scripted model calls that tool.
     upload = httpx.post(
@@ -344,6 +353,7 @@ def test_agent_tool_execution_step_shows_the_call_and_its_result(page, base_url,
     assert "A quokka is a small wallaby." in tool.locator("pre").inner_text()
     assert turn.locator(".answer").inner_text().startswith("tool said: ")
     assert scripted.chats[0]["tools"][0]["function"]["name"] == "knowledge_search"
+    screenshot(page, tmp_path / "agents-tools.png")
 
 
 def test_a_trace_is_drawn_as_a_waterfall(page, base_url, tmp_path):
