@@ -24,7 +24,10 @@ $(STAMP_RUN): pyproject.toml | $(PY)
 	$(PIP) install -q --no-deps "codeshield==1.0.1" "semgrep==1.185.0"
 	touch $@
 
+# The playground's browser tests drive Debian's Chromium (CI runs this as root on a fresh
+# machine); Playwright never downloads a browser of its own.
 $(STAMP_TEST): $(STAMP_RUN) pyproject.toml
+	[ -x /usr/bin/chromium ] || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 	$(PIP) install -q -e ".[models,test]"
 	$(PIP) install -q -e tests/external/stackray-echo-provider
 	$(PIP) install -q --no-deps "weaviate-client==4.24.1"

@@ -143,8 +143,13 @@ def set_aside_unserved(text: str) -> str:
     drop = unserved_apis()
     data["apis"] = [a for a in data.get("apis", []) if a not in drop]
     data["providers"] = {a: p for a, p in (data.get("providers") or {}).items() if a not in drop}
-    for section in ("datasets", "scoring_fns", "benchmarks"):
-        data.pop(section, None)
+    for section, api in (
+        ("datasets", "datasetio"),
+        ("scoring_fns", "scoring"),
+        ("benchmarks", "eval"),
+    ):
+        if api in drop:
+            data.pop(section, None)
     return yaml.safe_dump(data, sort_keys=False)
 
 

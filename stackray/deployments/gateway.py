@@ -15,7 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stackray import __version__
@@ -36,7 +37,9 @@ from stackray.api.inspect import (
     RouteInfo,
     VersionInfo,
 )
+from stackray.deployments.cluster import ClusterStatus, cluster_status
 from stackray.deployments.routes import RouteBuilder, json_response
+from stackray.playground import STATIC_DIR as PLAYGROUND_DIR
 from stackray.runtime import redaction, telemetry
 from stackray.runtime.auth import (
     FAILED,
@@ -250,7 +253,10 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         user = None
-        public = _route_path(scope) in PUBLIC_PATHS
+        path = _route_path(scope)
+        # The playground's page and assets hold no data: the page asks for a token and
+        # sends it with every API call.
+        public = path in PUBLIC_PATHS or path == "/playground" or path.startswith("/playground/")
         if self.authenticator is not None and not public:
             presented = bearer_token(scope)
             if presented is None:
@@ -440,6 +446,19 @@ def create_gateway_app(stack: StackConfig, clients: dict[str, ApiClient]) -> Fas
             if info.provider_id == provider_id:
                 return _json(info)
         raise NotFoundError(f"provider {provider_id!r} not found", field="provider_id")
+
+    # ---- stackray's own: the cluster view and the playground page ---------------------
+
+    @app.get("/v1/stackray/cluster", response_model=None, responses={200: {"model": ClusterStatus}})
+    async def cluster() -> Response:
+        return _json(await cluster_status(stack))
+
+    @app.get("/playground", include_in_schema=False)
+    async def playground() -> Response:
+        # Revalidated on each load, so a new release's page is never mixed with old assets.
+        return FileResponse(PLAYGROUND_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/playground/static", StaticFiles(directory=PLAYGROUND_DIR), name="playground")
 
     routes = RouteBuilder(app, call, stream)
     routes.add_all()

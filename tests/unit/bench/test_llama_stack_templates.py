@@ -17,7 +17,7 @@ sys.modules["bench_llama_stack_templates"] = templates
 _spec.loader.exec_module(templates)
 
 TEXT = """
-apis: [inference, datasetio, eval]
+apis: [inference, post_training, eval]
 providers:
   inference:
   - provider_id: tgi
@@ -30,7 +30,10 @@ providers:
   - provider_id: localfs
     provider_type: inline::localfs
     config: {dir: "${env.SQLITE_STORE_DIR:~/.llama/x}"}
-datasets: [{dataset_id: d}]
+  post_training:
+  - provider_id: torchtune
+    provider_type: inline::torchtune
+benchmarks: [{benchmark_id: b}]
 """
 
 
@@ -46,9 +49,10 @@ def test_variables_without_a_default_conditionals_and_empty_defaults_are_set(tmp
 
 def test_unserved_apis_are_set_aside_with_what_they_register():
     aside = yaml.safe_load(templates.set_aside_unserved(TEXT))
-    assert aside["apis"] == ["inference"]
-    assert set(aside["providers"]) == {"inference"}
-    assert "datasets" not in aside
+    # post_training is not served: it goes, with its providers; eval and benchmarks stay.
+    assert aside["apis"] == ["inference", "eval"]
+    assert set(aside["providers"]) == {"inference", "datasetio"}
+    assert aside["benchmarks"] == [{"benchmark_id": "b"}]
 
 
 def test_reasons_drop_the_file_indexes_and_lists():

@@ -585,3 +585,16 @@ def test_datasets_of_one_user_are_invisible_to_another(tmp_path):
         assert (
             alice.get("/v1/datasetio/iterrows/alice-qa").json()["data"][0]["expected_answer"] == "4"
         )
+
+
+def test_the_playground_page_is_open_and_its_calls_are_not(stack):
+    _, users = stack
+    anonymous = users["anonymous"]
+    page = anonymous.get("/playground")
+    assert page.status_code == 200 and 'id="api-token"' in page.text
+    assert anonymous.get("/playground/static/playground.js").status_code == 200
+    # What the page then calls needs the caller's token, which it sends when given.
+    assert anonymous.get("/v1/inspect/routes").status_code == 401
+    assert users["alice"].get("/v1/inspect/routes").status_code == 200
+    # No path under /playground reaches an API.
+    assert anonymous.get("/playground/../v1/models").status_code in (401, 404)

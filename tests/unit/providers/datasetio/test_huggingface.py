@@ -80,17 +80,20 @@ SCRIPT = textwrap.dedent(
     from stackray.providers.remote.datasetio.huggingface.adapter import HuggingfaceDatasetIO
     from stackray.providers.remote.datasetio.huggingface.config import HuggingfaceDatasetIOConfig
 
-    data_dir, timeout_s = sys.argv[1], float(sys.argv[2])
+    data_dir, timeout_s, uri = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    offline = sys.argv[4] == "offline"
     stack = parse_config({"image_name": "hf", "apis": ["datasetio"],
                           "storage": {"data_dir": data_dir}})
-    config = HuggingfaceDatasetIOConfig(timeout_s=timeout_s, cache_dir=data_dir + "/cache")
+    config = HuggingfaceDatasetIOConfig(
+        timeout_s=timeout_s, cache_dir=data_dir + "/cache", offline=offline
+    )
     provider = HuggingfaceDatasetIO(config, {}, provider_context(stack, "huggingface"))
     started = time.monotonic()
 
     async def main():
         try:
-            await provider.load("huggingface://datasets/llamastack/simpleqa?split=train")
-            return {"status": 200}
+            rows = await provider.load(uri)
+            return {"status": 200, "rows": rows}
         except StackError as e:
             return {"status": e.status_code, "message": e.message}
 
@@ -102,10 +105,19 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def load_through(hub: FakeService, tmp_path: Path, timeout_s: float) -> dict[str, object]:
+SIMPLEQA = "huggingface://datasets/llamastack/simpleqa?split=train"
+
+
+def load_through(
+    hub: FakeService | str,
+    tmp_path: Path,
+    timeout_s: float,
+    uri: str = SIMPLEQA,
+    offline: bool = False,
+) -> dict[str, object]:
     env = {
         **os.environ,
-        "HF_ENDPOINT": hub.url,
+        "HF_ENDPOINT": hub if isinstance(hub, str) else hub.url,
         "HF_HOME": str(tmp_path / "hf-home"),
         "HF_HUB_ETAG_TIMEOUT": "3",
         "HF_HUB_DOWNLOAD_TIMEOUT": "3",
@@ -114,7 +126,15 @@ def load_through(hub: FakeService, tmp_path: Path, timeout_s: float) -> dict[str
     env.pop("HF_HUB_OFFLINE", None)
     env.pop("HF_DATASETS_OFFLINE", None)
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path), str(timeout_s)],
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(tmp_path),
+            str(timeout_s),
+            uri,
+            "offline" if offline else "online",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -142,3 +162,52 @@ def test_a_hub_that_does_not_answer_is_a_502_within_the_timeout(hub, tmp_path):
     assert result["status"] == 502
     assert "did not provide dataset 'llamastack/simpleqa' within 1.0s" in str(result["message"])
     assert float(result["elapsed_s"]) < 5  # type: ignore[arg-type]
+
+
+PREPARE_CACHE = textwrap.dedent(
+    """
+    import sys
+    from datasets.packaged_modules.csv.csv import Csv
+
+    cache_dir, csv = sys.argv[1], sys.argv[2]
+    builder = Csv(cache_dir=cache_dir, dataset_name="tiny-qa", data_files={"train": csv}, hash="0a1b")
+    builder.download_and_prepare()
+    print(builder.cache_dir)
+    """
+)
+
+
+def test_a_dataset_in_the_librarys_cache_is_read_when_the_hub_cannot_be_reached(tmp_path):
+    # The `datasets` library's own cache of `llamastack/tiny-qa`, written by its CSV builder
+    # and laid out as a hub dataset's (<org>___<name>/<config>/<version>/<hash>).
+    csv = tmp_path / "train.csv"
+    csv.write_text("question,answer\nWhat is 2+2?,4\nCapital of France?,Paris\n")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "1"}
+    made = subprocess.run(
+        [sys.executable, "-c", PREPARE_CACHE, str(cache), str(csv)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    built = Path(made.stdout.strip().splitlines()[-1])  # cache/tiny-qa/default-<id>/0.0.0/0a1b
+    hub_dir = cache / "llamastack___tiny-qa" / "default"
+    hub_dir.parent.mkdir()
+    built.parent.parent.rename(hub_dir)
+
+    # Nothing listens on port 9: the hub is never asked (`offline`), the cache answers.
+    uri = "huggingface://datasets/llamastack/tiny-qa?split=train"
+    result = load_through("http://127.0.0.1:9", tmp_path, 30, uri, offline=True)
+    assert result["status"] == 200, result
+    assert result["rows"] == [
+        {"question": "What is 2+2?", "answer": "4"},
+        {"question": "Capital of France?", "answer": "Paris"},
+    ]
+    assert float(result["elapsed_s"]) < 20  # type: ignore[arg-type]
+    # A dataset not in the cache: a 502 naming it, at once.
+    missing = "huggingface://datasets/llamastack/other?split=train"
+    result = load_through("http://127.0.0.1:9", tmp_path, 30, missing, offline=True)
+    assert result["status"] == 502 and "'llamastack/other'" in str(result["message"])
+    assert "OfflineModeIsEnabled" in str(result["message"])

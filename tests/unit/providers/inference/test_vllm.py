@@ -205,6 +205,7 @@ def test_greedy_and_defaults():
         "top_p": 1.0,
         "top_k": -1,
         "json_schema": None,
+        "grammar": None,
     }
     # A temperature of 0 is greedy whatever the strategy.
     zero = kwargs(request(sampling=SamplingConfig(strategy="top_p", temperature=0.0, top_p=0.5)))
@@ -258,6 +259,18 @@ def test_json_schemas_become_guided_decoding_in_either_vllm_api():
     }
     plain = sampling.build_sampling_params(older, kwargs(request()))
     assert "guided_decoding" not in plain.kw
+
+
+def test_grammars_become_guided_decoding_in_either_vllm_api():
+    out = kwargs(request(grammar='root ::= "safe" | "unsafe"'))
+    older = SimpleNamespace(SamplingParams=_Params, GuidedDecodingParams=_Params)
+    params = sampling.build_sampling_params(older, out)
+    assert params.kw["guided_decoding"].kw == {"grammar": 'root ::= "safe" | "unsafe"'}
+    assert "grammar" not in params.kw
+    newer = SimpleNamespace(SamplingParams=_Params, StructuredOutputsParams=_Params)
+    assert sampling.build_sampling_params(newer, out).kw["structured_outputs"].kw == {
+        "grammar": 'root ::= "safe" | "unsafe"'
+    }
 
 
 def test_finish_reasons_and_logprobs():

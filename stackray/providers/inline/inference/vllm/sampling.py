@@ -2,7 +2,7 @@
 
 `sampling_kwargs` gives the keyword arguments; `build_sampling_params` makes the object
 with the vllm module it is given, guided decoding included (JSON schemas for
-`response_format` and forced tool calls): `GuidedDecodingParams(json=...)` in vLLM up to
+`response_format` and forced tool calls, EBNF grammars for a `grammar` response format): `GuidedDecodingParams(json=...)` in vLLM up to
 0.10, `StructuredOutputsParams(json=...)` after.
 """
 
@@ -19,7 +19,7 @@ def sampling_kwargs(
     request: Any, *, default_max_tokens: int, context_length: int, prompt_tokens: int
 ) -> dict[str, Any]:
     """`SamplingParams(**kwargs)` arguments for `request` (a `GenerationRequest`), plus
-    `json_schema` (popped by `build_sampling_params`)."""
+    `json_schema` and `grammar` (popped by `build_sampling_params`)."""
     sampling = request.sampling
     sampling.validate()
     room = context_length - prompt_tokens
@@ -54,6 +54,7 @@ def sampling_kwargs(
             )
         kwargs["logprobs"] = request.logprobs_top_k
     kwargs["json_schema"] = request.json_schema
+    kwargs["grammar"] = getattr(request, "grammar", None)
     return kwargs
 
 
@@ -61,11 +62,13 @@ def build_sampling_params(vllm_sampling: Any, kwargs: dict[str, Any]) -> Any:
     """`SamplingParams` from `vllm_sampling` (the `vllm.sampling_params` module)."""
     kwargs = dict(kwargs)
     schema = kwargs.pop("json_schema", None)
-    if schema is not None:
+    grammar = kwargs.pop("grammar", None)
+    guide = {"json": schema} if schema is not None else {"grammar": grammar} if grammar else None
+    if guide is not None:
         if hasattr(vllm_sampling, "StructuredOutputsParams"):
-            kwargs["structured_outputs"] = vllm_sampling.StructuredOutputsParams(json=schema)
+            kwargs["structured_outputs"] = vllm_sampling.StructuredOutputsParams(**guide)
         else:
-            kwargs["guided_decoding"] = vllm_sampling.GuidedDecodingParams(json=schema)
+            kwargs["guided_decoding"] = vllm_sampling.GuidedDecodingParams(**guide)
     return vllm_sampling.SamplingParams(**kwargs)
 
 

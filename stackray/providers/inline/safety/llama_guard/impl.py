@@ -35,7 +35,7 @@ from stackray.runtime.errors import unwrap
 from stackray.runtime.resolver import ProviderContext
 
 # Inference providers that take a `grammar` response format (GBNF rules).
-GRAMMAR_PROVIDERS = frozenset({"inline::transformers"})
+GRAMMAR_PROVIDERS = frozenset({"inline::transformers", "inline::vllm", "inline::meta-reference"})
 
 
 class LlamaGuardSafetyProvider:

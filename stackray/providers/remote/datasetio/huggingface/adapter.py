@@ -3,7 +3,8 @@
 A source is ``huggingface://datasets/<name>?split=<split>`` (``name``, ``revision``,
 ``data_dir`` and ``data_files`` may be given too; ``split`` defaults to ``train``);
 ``huggingface://<name>?...`` is read the same way. The library reads its cache or the hub;
-a dataset found in `local_dir` is read from there instead. A hub that cannot be reached,
+a dataset found in `local_dir` is read from there instead; with `offline` only the
+cache is read. A hub that cannot be reached,
 or does not answer within `timeout_s`, is a 502 naming the hub and the dataset: the
 request never hangs (the loading thread is left to finish on its own).
 """
@@ -134,6 +135,10 @@ class HuggingfaceDatasetIO:
                 "the huggingface provider needs the `datasets` package (pip install datasets)",
                 provider_id=self.context.provider_id,
             ) from None
+        if self.config.offline:
+            # The `datasets` library checks this at each load; only it reads the setting
+            # (model loaders read huggingface_hub's own).
+            datasets.config.HF_HUB_OFFLINE = True
         local = self._local_copy(name)
         where = f"{local}" if local is not None else f"the Hugging Face Hub ({_endpoint()})"
         cache_dir = os.path.expanduser(self.config.cache_dir) if self.config.cache_dir else None

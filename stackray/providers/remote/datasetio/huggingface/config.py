@@ -19,6 +19,12 @@ class HuggingfaceDatasetIOConfig(DatasetIOProviderConfig):
         "(e.g. `llamastack/simpleqa/train.parquet`), read instead of the hub when a "
         "dataset's folder is there: for clusters without access to the hub.",
     )
+    offline: bool = Field(
+        default=False,
+        description="Read datasets from the library's cache only, never asking the hub "
+        "(as HF_HUB_OFFLINE does): a dataset not in the cache is a 502 at once instead of "
+        "after the library's retries. For clusters without access to the hub.",
+    )
     timeout_s: float = Field(
         default=60.0,
         gt=0,
