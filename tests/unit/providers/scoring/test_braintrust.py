@@ -14,12 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from autoevals.string import EmbeddingSimilarity
 from llama_stack_client import LlamaStackClient
 
 from stackray.deployments.gateway import create_gateway_app
 from stackray.runtime.config import parse_config
 from stackray.runtime.graph import build_local_stack
-from tests.unit.support.remote_servers import FakeService, text_of
+from tests.unit.support.remote_servers import Failure, FakeService, text_of
 from tests.unit.support.scripted_model import Reply, ScriptedModel
 
 JUDGE, EMBED = "judge", "embedder"
@@ -453,3 +454,19 @@ def test_without_a_judge_or_embedding_model_in_the_config_the_functions_are_400s
         with pytest.raises(BadRequestError) as e:
             asyncio.run(provider.score(fns[f"braintrust::{name}"], None, [ROW]))
         assert e.value.field == field and f"braintrust::{name}" in str(e.value)
+
+
+def test_a_failing_judge_call_fails_the_request_rather_than_a_row(http, model):
+    model.reset()
+    model.fail(Failure(status=400, body={"error": {"message": "prompt too long for judge"}}))
+    r = http.post(
+        "/v1/scoring/score",
+        json={"input_rows": [ROW], "scoring_functions": {"braintrust::factuality": None}},
+    )
+    assert r.status_code == 400, r.text
+    assert "prompt too long for judge" in r.text
+
+
+def test_the_embedding_cache_is_dropped_after_each_request(llama, model):
+    score(llama, "answer-similarity", [ROW])
+    assert not EmbeddingSimilarity._CACHE  # a long-running stack keeps no scored texts
