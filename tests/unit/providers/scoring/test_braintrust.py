@@ -470,3 +470,57 @@ def test_a_failing_judge_call_fails_the_request_rather_than_a_row(http, model):
 def test_the_embedding_cache_is_dropped_after_each_request(llama, model):
     score(llama, "answer-similarity", [ROW])
     assert not EmbeddingSimilarity._CACHE  # a long-running stack keeps no scored texts
+
+
+def test_answer_similarity_with_the_local_distributions_embedding_model(tmp_path):
+    """all-MiniLM-L6-v2 (the `local` distribution's embedding model) in this process."""
+    config = parse_config(
+        {
+            "version": 2,
+            "image_name": "braintrust-minilm",
+            "apis": ["inference", "scoring"],
+            "providers": {
+                "inference": [
+                    {
+                        "provider_id": "sentence-transformers",
+                        "provider_type": "inline::sentence-transformers",
+                        "config": {"num_threads": 2},
+                    }
+                ],
+                "scoring": [
+                    {
+                        "provider_id": "braintrust",
+                        "provider_type": "inline::braintrust",
+                        "config": {"embedding_model": "all-MiniLM-L6-v2"},
+                    }
+                ],
+            },
+            "models": [
+                {
+                    "model_id": "all-MiniLM-L6-v2",
+                    "provider_id": "sentence-transformers",
+                    "provider_model_id": "sentence-transformers/all-MiniLM-L6-v2",
+                    "model_type": "embedding",
+                }
+            ],
+            "storage": {"data_dir": str(tmp_path)},
+        }
+    )
+    routers = asyncio.run(build_local_stack(config))
+    server = FakeService(lambda _: create_gateway_app(config, routers)).start()
+    try:
+        llama = LlamaStackClient(base_url=server.url, max_retries=0, timeout=60)
+        rows = [
+            {"expected_answer": "Paris is the capital of France.", "generated_answer": a}
+            for a in (
+                "Paris is the capital of France.",
+                "The capital of France is Paris.",
+                "Bananas are rich in potassium.",
+            )
+        ]
+        scores = [r["score"] for r in score(llama, "answer-similarity", rows).score_rows]
+        assert scores[0] == pytest.approx(1.0, abs=1e-6)
+        assert 0.5 < scores[1] < 1.0  # a paraphrase
+        assert scores[2] == 0.0  # unrelated: below autoevals' 0.7 cosine floor
+    finally:
+        server.stop()
