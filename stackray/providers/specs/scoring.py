@@ -26,4 +26,17 @@ SPECS: tuple[ProviderSpec, ...] = (
         api_dependencies=(Api.inference,),
         description="Scores given by a judge model (any registered llm) through the Inference API.",
     ),
+    ProviderSpec(
+        api=Api.scoring,
+        provider_type="inline::braintrust",
+        impl=f"{_INLINE}.braintrust.impl:BraintrustScoringProvider",
+        config_class=f"{_INLINE}.braintrust.config:BraintrustScoringConfig",
+        pip_packages=("autoevals", "scipy"),
+        # autoevals' judge and embedding calls go to registered models, through the
+        # Inference API.
+        api_dependencies=(Api.inference,),
+        description="autoevals' factuality and RAGAS scorers (answer correctness, "
+        "relevancy, similarity, faithfulness, context entity recall, precision, recall, "
+        "relevancy), their judge and embedding calls served by the stack's models.",
+    ),
 )

@@ -47,9 +47,15 @@ def test_local_distribution_loads():
     assert [p.provider_type for p in config.providers_of(Api.scoring)] == [
         "inline::basic",
         "inline::llm-as-judge",
+        "inline::braintrust",
     ]
     # The judge of the llm-as-judge functions is the default model.
     assert config.providers_of(Api.scoring)[1].config == {"judge_model": "SmolLM2-135M-Instruct"}
+    # braintrust's too, with the local embedding model for its similarity functions.
+    assert config.providers_of(Api.scoring)[2].config == {
+        "judge_model": "SmolLM2-135M-Instruct",
+        "embedding_model": "all-MiniLM-L6-v2",
+    }
     assert [p.provider_type for p in config.providers_of(Api.telemetry)] == [
         "inline::meta-reference"
     ]
