@@ -211,6 +211,11 @@ class CreateOpenaiResponseRequest(ApiModel):
     text: OpenAIResponseText | None = None
     tools: list[OpenAIResponseInputTool] | None = None
     max_infer_iters: int | None = Field(default=10, ge=1)
+    include: list[Literal["file_search_call.results"]] | None = Field(
+        default=None,
+        description="OpenAI's extra output: file search results, which this stack always "
+        "returns with each file_search call.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -518,3 +518,13 @@ def test_an_event_lives_at_most_ten_years():
     with pytest.raises(ValidationError) as info:
         LogEventRequest(event=event, ttl_seconds=199100875003194)
     assert info.value.errors()[0]["loc"] == ("ttl_seconds",)
+
+
+def test_a_response_request_takes_the_include_it_honours():
+    from stackray.api.responses import CreateOpenaiResponseRequest
+
+    ok = CreateOpenaiResponseRequest(model="m", input="x", include=["file_search_call.results"])
+    assert ok.include == ["file_search_call.results"]
+    with pytest.raises(ValidationError) as info:
+        CreateOpenaiResponseRequest(model="m", input="x", include=["reasoning.encrypted_content"])
+    assert info.value.errors()[0]["loc"] == ("include", 0)

@@ -199,7 +199,7 @@ KNOWN_DIFFERENCES = {
         "body",
         "POST",
         "/v1/openai/v1/responses",
-    ): "max_output_tokens and top_p, as OpenAI takes them",
+    ): "max_output_tokens, top_p, include, as OpenAI takes them",
     # Responses with fields the OpenAI SDK reads besides the contract's.
     ("response", "POST", "/v1/openai/v1/responses"): "usage, incomplete_details, max_output_tokens",
     (
