@@ -84,7 +84,7 @@ ADDED_FIELDS: dict[type[BaseModel], set[str]] = {
     # llama-stack-client 0.2.12 sends it with every client tool of its `Agent` helper.
     agents.ClientToolDef: {"tool_prompt_format"},
     # OpenAI's Responses fields beyond the contract: honoured in requests, reported back.
-    responses.CreateOpenaiResponseRequest: {"max_output_tokens", "top_p"},
+    responses.CreateOpenaiResponseRequest: {"max_output_tokens", "top_p", "include"},
     responses.OpenAIResponseObject: {"usage", "incomplete_details", "max_output_tokens"},
     responses.OpenAIResponseObjectWithInput: {"usage", "incomplete_details", "max_output_tokens"},
 }
