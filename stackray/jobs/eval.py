@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -41,6 +40,7 @@ from stackray.api.eval import (
 )
 from stackray.api.inference import ChatCompletionRequest
 from stackray.api.scoring import ScoreRequest, ScoringFn, ScoringResult
+from stackray.jobs.ray_session import run_on_ray
 
 HEARTBEAT_S = 2.0
 
@@ -255,28 +255,10 @@ def _stores(config_name: str) -> tuple[Any, Any]:
     return jobs, rows
 
 
-def _init_ray(args: argparse.Namespace) -> bool:
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = args.ray_address or os.environ.get("RAY_ADDRESS")
-    if address is None and not args.url:
-        address = "auto"
-    ray.init(address=address, log_to_driver=False)
-    return True
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run (or resume) the eval; the summary (also printed)."""
-    import ray
-
-    owns_ray = _init_ray(args)
-    try:
-        return _run(args)
-    finally:
-        if owns_ray:
-            ray.shutdown()
+    result: dict[str, Any] = run_on_ray(args, _run)
+    return result
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:

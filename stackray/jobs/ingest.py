@@ -36,6 +36,7 @@ from typing import Any
 
 from stackray.api.inference import EmbeddingsRequest, TextTruncation
 from stackray.api.vector_io import Chunk, InsertChunksRequest
+from stackray.jobs.ray_session import run_on_ray
 
 DEFAULT_CHUNK_TOKENS = 512
 MAX_INSERT_BATCH = 10_000  # the vector_io router's limit per insert
@@ -370,30 +371,10 @@ def build_dataset(args: argparse.Namespace, done: set[str], ckpt: Path) -> tuple
 # ---- the job ----------------------------------------------------------------------------------
 
 
-def _init_ray(args: argparse.Namespace) -> bool:
-    """Connect to Ray (the stack's cluster in handle mode; any, or a new local one, with
-    --url). True when this call started or connected it (and run() shuts it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = args.ray_address or os.environ.get("RAY_ADDRESS")
-    if address is None and not args.url:
-        address = "auto"
-    ray.init(address=address, log_to_driver=False)
-    return True
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Ingest `args.source` into `args.vector_db_id`; the summary (also printed)."""
-    import ray
-
-    owns_ray = _init_ray(args)
-    try:
-        return _run(args)
-    finally:
-        if owns_ray:
-            ray.shutdown()
+    result: dict[str, Any] = run_on_ray(args, _run)
+    return result
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
